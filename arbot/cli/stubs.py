@@ -1,0 +1,39 @@
+"""Commands whose implementation lands in a later release; they exist so --help is complete."""
+
+from __future__ import annotations
+
+import typer
+
+PLANNED: dict[str, str] = {
+    "run": "Run the trading daemon (paper or live).",
+    "demo": "Run the self-contained demo against the local simulator.",
+    "backtest": "Replay recorded books through strategy, risk and executor.",
+    "record": "Record live order books to a Parquet dataset.",
+    "data": "Import and inspect recorded market data.",
+    "sim": "Run the local exchange simulator (Binance and OKX protocols).",
+    "keys": "Manage the encrypted keystore and check key permissions.",
+    "strategy": "List, scaffold and describe strategy plugins.",
+    "status": "Show the running daemon's feeds, risk state and PnL.",
+    "report": "Summarise trades and PnL from the database.",
+    "halt": "Trip the kill switch: stop taking opportunities.",
+    "resume": "Reset the kill switch.",
+    "reload": "Re-read strategy params and risk limits in the running daemon.",
+}
+
+
+def _make_stub(name: str) -> typer.models.CommandFunctionType:
+    def stub(ctx: typer.Context) -> None:
+        from arbot.errors import NotAvailableError
+
+        raise NotAvailableError(f"'arbot {name}' is not available in this release yet")
+
+    stub.__doc__ = f"{PLANNED[name]} (not available yet)"
+    return stub
+
+
+def register(app: typer.Typer) -> None:
+    for name in PLANNED:
+        app.command(
+            name,
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        )(_make_stub(name))

@@ -1,0 +1,1 @@
+"""The venue layer: the only part of arbot that talks to exchanges (and imports ccxt)."""
