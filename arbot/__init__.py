@@ -31,7 +31,25 @@ _EXPORTS: dict[str, str] = {
     "Walk": "arbot.model",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ArbotError",
+    "Balance",
+    "BookStamp",
+    "ConfigError",
+    "Fill",
+    "Leg",
+    "Market",
+    "Opportunity",
+    "Order",
+    "OrderBook",
+    "OrderStatus",
+    "OrderType",
+    "Side",
+    "StoreError",
+    "TimeInForce",
+    "Walk",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from arbot.errors import ArbotError, ConfigError, StoreError

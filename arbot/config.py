@@ -188,8 +188,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         if not _DATABASE_URL.match(value):
             raise ValueError(
-                "expected a sqlite:/// or postgresql+psycopg:// URL, "
-                "e.g. 'sqlite:///arbot.db'"
+                "expected a sqlite:/// or postgresql+psycopg:// URL, e.g. 'sqlite:///arbot.db'"
             )
         return value
 
@@ -335,9 +334,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             field = annotation.model_fields.get(str(part))
             if field is None:
-                field = next(
-                    (f for f in annotation.model_fields.values() if f.alias == part), None
-                )
+                field = next((f for f in annotation.model_fields.values() if f.alias == part), None)
             if field is None:
                 return []
             annotation = field.annotation

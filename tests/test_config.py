@@ -136,7 +136,10 @@ def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
 
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     message = error_of(tmp_path / "nope.toml")
-    assert message == f"{tmp_path / 'nope.toml'}: file not found; create one with 'arbot init' or pass -c FILE"
+    assert (
+        message
+        == f"{tmp_path / 'nope.toml'}: file not found; create one with 'arbot init' or pass -c FILE"
+    )
 
 
 def test_not_utf8_is_reported(tmp_path: Path) -> None:

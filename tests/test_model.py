@@ -111,9 +111,14 @@ def test_malformed_books_are_refused(
 
 def _market(tick: str, step: str) -> Market:
     return Market(
-        venue="v", symbol="BTC/USDT", base="BTC", quote="USDT",
-        price_tick=Decimal(tick), amount_step=Decimal(step),
-        min_amount=Decimal(step), min_notional=Decimal("5"),
+        venue="v",
+        symbol="BTC/USDT",
+        base="BTC",
+        quote="USDT",
+        price_tick=Decimal(tick),
+        amount_step=Decimal(step),
+        min_amount=Decimal(step),
+        min_notional=Decimal("5"),
     )
 
 
@@ -150,10 +155,18 @@ def test_order_problem_names_the_broken_rule() -> None:
     assert "notional" in (market.order_problem(Decimal("0.001"), Decimal("100")) or "")
     assert market.order_problem(Decimal("0"), Decimal("100")) == "amount must be positive"
     bigger_minimum = Market(
-        venue="v", symbol="BTC/USDT", base="BTC", quote="USDT", price_tick=Decimal("0.01"),
-        amount_step=Decimal("0.001"), min_amount=Decimal("0.01"), max_amount=Decimal("5"),
+        venue="v",
+        symbol="BTC/USDT",
+        base="BTC",
+        quote="USDT",
+        price_tick=Decimal("0.01"),
+        amount_step=Decimal("0.001"),
+        min_amount=Decimal("0.01"),
+        max_amount=Decimal("5"),
     )
-    assert "below the minimum 0.01" in (bigger_minimum.order_problem(Decimal("0.005"), Decimal("1")) or "")
+    assert "below the minimum 0.01" in (
+        bigger_minimum.order_problem(Decimal("0.005"), Decimal("1")) or ""
+    )
     assert "above the maximum 5" in (bigger_minimum.order_problem(Decimal("6"), Decimal("1")) or "")
 
 

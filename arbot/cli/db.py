@@ -38,7 +38,9 @@ def info(
     if not report.exists:
         console.print("schema:   none yet (created on first run)")
         return
-    console.print(f"schema:   version {report.schema_version} (this arbot: {report.expected_version})")
+    console.print(
+        f"schema:   version {report.schema_version} (this arbot: {report.expected_version})"
+    )
     table = Table("table", "rows")
     for name, count in report.row_counts.items():
         table.add_row(name, f"{count:,}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 PLANNED: dict[str, str] = {
@@ -21,7 +23,7 @@ PLANNED: dict[str, str] = {
 }
 
 
-def _make_stub(name: str) -> typer.models.CommandFunctionType:
+def _make_stub(name: str) -> Callable[[typer.Context], None]:
     def stub(ctx: typer.Context) -> None:
         from arbot.errors import NotAvailableError
 

@@ -44,7 +44,9 @@ def normalise_url(url: str) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StoreError(f"{parsed.get_backend_name()}: unsupported database; use SQLite or PostgreSQL")
+        raise StoreError(
+            f"{parsed.get_backend_name()}: unsupported database; use SQLite or PostgreSQL"
+        )
     return parsed
 
 
@@ -237,6 +239,11 @@ def describe_database(url: str) -> DatabaseInfo:
     finally:
         engine.dispose()
     return DatabaseInfo(
-        shown, parsed.get_backend_name(), location, version is not None, version,
-        SCHEMA_VERSION, counts,
+        shown,
+        parsed.get_backend_name(),
+        location,
+        version is not None,
+        version,
+        SCHEMA_VERSION,
+        counts,
     )
