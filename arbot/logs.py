@@ -49,26 +49,19 @@ def configure_logging(
     while _open_files:
         _open_files.pop().close()
     target = stream if stream is not None else sys.stderr
-    colorize = not json_lines and target.isatty()
-    logger.add(
-        MaskingSink(target).write,
-        level=level,
-        format=HUMAN_FORMAT,
-        serialize=json_lines,
-        colorize=colorize,
-        backtrace=False,
-        diagnose=False,
-    )
+    sinks: list[tuple[TextIO, bool]] = [(target, not json_lines and target.isatty())]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         handle = file.open("a", encoding="utf-8")
         _open_files.append(handle)
+        sinks.append((handle, False))
+    for sink_stream, colorize in sinks:
         logger.add(
-            MaskingSink(handle).write,
+            MaskingSink(sink_stream).write,
             level=level,
             format=HUMAN_FORMAT,
             serialize=json_lines,
-            colorize=False,
+            colorize=colorize,
             backtrace=False,
             diagnose=False,
         )
