@@ -273,8 +273,13 @@ def describe_errors(
     path: Path,
     document: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> list[str]:
-    """One line per validation error: ``SOURCE: KEY: PROBLEM``."""
+    """One line per validation error: ``SOURCE: KEY: PROBLEM``.
+
+    ``model`` is the root model that was validated (default :class:`Settings`); it is
+    walked to list the accepted keys when a key is unknown.
+    """
     environ = os.environ if environ is None else environ
     env_upper = {name.upper(): name for name in environ}
     lines = []
@@ -282,7 +287,7 @@ def describe_errors(
         loc = tuple(error["loc"])
         key = _dotted(loc)
         source = _source_of(loc, path, document, env_upper)
-        lines.append(f"{source}: {key}: {_problem(error, loc)}")
+        lines.append(f"{source}: {key}: {_problem(error, loc, model or Settings)}")
     return lines
 
 
@@ -298,10 +303,10 @@ def _source_of(
     return str(path)
 
 
-def _problem(error: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
+def _problem(error: Mapping[str, Any], loc: tuple[Any, ...], model: type[BaseModel]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(model, loc[:-1])
         listing = f"; expected one of: {', '.join(allowed)}" if allowed else ""
         return f"unknown key{listing}"
     if kind == "missing":
@@ -326,9 +331,9 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The keys the model at ``loc`` accepts, for 'unknown key' hints."""
-    annotation: Any = Settings
+    annotation: Any = model
     for part in loc:
         annotation = _unwrap_optional(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
