@@ -346,6 +346,49 @@ class SimVenue:
                     makers[(side, price)] = order
         self.publish(symbol)
 
+    def apply_maker_levels(
+        self, symbol: str, bids: list[tuple[int, int]], asks: list[tuple[int, int]]
+    ) -> None:
+        """Set the makers' size at given prices (ticks → lots; 0 removes), without publishing.
+
+        Replay uses this to reproduce a recorded book event by event; call
+        :meth:`publish` after each recorded event. Shrinking levels go first, so an event
+        that moves both sides never crosses the makers' own quotes; a level that would
+        cross resting *user* orders trades against them, as in :meth:`set_maker_ladder`.
+        """
+        book = self.books[symbol]
+        makers = self._maker_orders[symbol]
+        now = self.now_ms()
+        growing: list[tuple[str, int, int]] = []
+        for side, levels in ((BUY, bids), (SELL, asks)):
+            for price, lots in levels:
+                order = makers.get((side, price))
+                if order is not None and order.remaining == 0:
+                    del makers[(side, price)]
+                    order = None
+                if order is None:
+                    if lots > 0:
+                        growing.append((side, price, lots))
+                elif lots <= 0:
+                    book.remove(order)
+                    del makers[(side, price)]
+                elif lots < order.remaining:
+                    book.resize(order, lots)
+                elif lots > order.remaining:
+                    growing.append((side, price, lots))
+        for side, price, lots in growing:
+            order = makers.get((side, price))
+            if order is not None:
+                book.resize(order, lots)
+                continue
+            order = SimOrder(0, None, symbol, side, "limit", "GTC", price, lots, created_ms=now)
+            matches = book.match(order, price, lots)
+            if matches:
+                self._settle(matches, now)
+            if order.remaining:
+                book.rest(order)
+                makers[(side, price)] = order
+
     # ----- orders ---------------------------------------------------------------------
 
     def place_order(
