@@ -12,6 +12,9 @@ import pytest
 from arbot.redact import forget_all_secrets
 
 PG_ENV = "ARBOT_TEST_DATABASE_URL"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+pytest_plugins = ["arbot.testing.plugin"]
 
 
 def _backends() -> list[object]:
