@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from arbot import __version__
-from arbot.cli import _common, config, db, project, stubs
+from arbot.cli import _common, config, db, project, sim, stubs
 
 HELP = """arbot: multi-exchange crypto arbitrage with trade-only keys.
 
@@ -54,5 +54,6 @@ def build_app() -> typer.Typer:
     project.register(app)
     app.add_typer(config.app, name="config")
     app.add_typer(db.app, name="db")
+    sim.register(app)
     stubs.register(app)
     return app

@@ -12,6 +12,30 @@ from arbot.sim.server import SimServer
 
 
 @asynccontextmanager
+async def ccxt_client(
+    server: SimServer, venue: str, *, withdraw_key: bool = False, keys: bool = True,
+    websocket: bool = True, **overrides: Any,
+) -> AsyncIterator[Any]:
+    """A plain ccxt client (``ccxt.pro`` with ``websocket``, else ``ccxt.async_support``)
+    pointed at ``venue`` of ``server``; closed on exit. ``overrides`` update the config,
+    and ``options`` in them are merged into the simulator options."""
+    if websocket:
+        import ccxt.pro as ccxt_module
+    else:
+        import ccxt.async_support as ccxt_module
+
+    config = ccxt_client_config(server, venue, withdraw_key=withdraw_key, keys=keys)
+    options = {**config.get("options", {}), **overrides.pop("options", {})}
+    config.update(overrides)
+    config["options"] = options
+    client = getattr(ccxt_module, server.venues[venue].protocol)(config)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
 async def running_simulator(
     config: SimConfig | Path | None = None, *, updates_per_second: float | None = None
 ) -> AsyncIterator[SimServer]:
