@@ -17,24 +17,38 @@ if TYPE_CHECKING:
 def sim(
     config: Annotated[
         Path | None,
-        typer.Option("-c", "--config", help="Simulator settings (TOML). Default: built-in.",
-                     show_default=False),
+        typer.Option(
+            "-c",
+            "--config",
+            help="Simulator settings (TOML). Default: built-in.",
+            show_default=False,
+        ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", help="Port on 127.0.0.1; 0 picks a free one. Default: 8765.",
-                     show_default=False),
+        typer.Option(
+            "--port",
+            help="Port on 127.0.0.1; 0 picks a free one. Default: 8765.",
+            show_default=False,
+        ),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random process.",
-                                             show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of every random process.", show_default=False)
+    ] = None,
     replay: Annotated[
         Path | None,
-        typer.Option("--replay", help="Serve recorded books from this file or folder instead "
-                     "of simulated makers.", show_default=False),
+        typer.Option(
+            "--replay",
+            help="Serve recorded books from this file or folder instead of simulated makers.",
+            show_default=False,
+        ),
     ] = None,
     speed: Annotated[
-        float, typer.Option("--speed", help="Replay speed: 1 = real time, 10 = ten times "
-                            "faster, 0 = as fast as possible.")
+        float,
+        typer.Option(
+            "--speed",
+            help="Replay speed: 1 = real time, 10 = ten times faster, 0 = as fast as possible.",
+        ),
     ] = 1.0,
     as_json: JsonOption = False,
 ) -> None:
@@ -57,7 +71,9 @@ def sim(
         from arbot.sim.replay import open_replay
 
         source = open_replay(replay)
-        settings = source.sim_config(seed=7 if seed is None else seed, port=8765 if port is None else port)
+        settings = source.sim_config(
+            seed=7 if seed is None else seed, port=8765 if port is None else port
+        )
     else:
         settings = load_sim_config(config, seed=seed, port=port)
     asyncio.run(_serve(settings, source, speed, as_json))
@@ -105,32 +121,64 @@ def _announce(server: SimServer, as_json: bool, *, replaying: bool) -> None:
     import json
 
     venues = [
-        {"venue": name, "protocol": venue.protocol, "endpoint": server.venue_url(name),
-         "urls": server.urls(name), "symbols": list(venue.markets)}
+        {
+            "venue": name,
+            "protocol": venue.protocol,
+            "endpoint": server.venue_url(name),
+            "urls": server.urls(name),
+            "symbols": list(venue.markets),
+        }
         for name, venue in server.venues.items()
     ]
     if as_json:
-        print(json.dumps({"port": server.port, "base_url": server.base_url,
-                          "control": f"{server.base_url}/_sim/", "venues": venues,
-                          "keys": server.keys()}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "port": server.port,
+                    "base_url": server.base_url,
+                    "control": f"{server.base_url}/_sim/",
+                    "venues": venues,
+                    "keys": server.api_keys(),
+                }
+            ),
+            flush=True,
+        )
         return
     from rich.console import Console
     from rich.table import Table
 
-    print(f"arbot sim: listening on {server.base_url} (control API {server.base_url}/_sim/)"
-          + (" — replaying recorded books" if replaying else ""), flush=True)
+    print(
+        f"arbot sim: listening on {server.base_url} (control API {server.base_url}/_sim/)"
+        + (" — replaying recorded books" if replaying else ""),
+        flush=True,
+    )
     console = Console(width=None if sys.stdout.isatty() else 200)
     table = Table("venue", "protocol", "endpoint (config: endpoint = ...)", "symbols")
     for entry in venues:
-        table.add_row(entry["venue"], entry["protocol"], entry["endpoint"], ", ".join(entry["symbols"]))
+        table.add_row(
+            entry["venue"], entry["protocol"], entry["endpoint"], ", ".join(entry["symbols"])
+        )
     console.print(table)
-    keys = Table("venue", "key", "permissions", "apiKey", "secret", "password",
-                 title="simulator keys (not secrets of anyone)")
+    keys = Table(
+        "venue",
+        "key",
+        "permissions",
+        "apiKey",
+        "secret",
+        "password",
+        title="simulator keys (not secrets of anyone)",
+    )
     for column in keys.columns[3:]:
         column.overflow = "fold"
-    for key in server.keys():
-        keys.add_row(key["venue"], key["name"], ",".join(key["permissions"]), key["apiKey"],
-                     key["secret"], key["password"] or "")
+    for key in server.api_keys():
+        keys.add_row(
+            key["venue"],
+            key["name"],
+            ",".join(key["permissions"]),
+            key["apiKey"],
+            key["secret"],
+            key["password"] or "",
+        )
     console.print(keys)
     print("Ctrl-C stops the simulator.", flush=True)
     sys.stdout.flush()

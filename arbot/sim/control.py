@@ -123,7 +123,7 @@ class ControlApi:
         )
 
     async def keys(self, request: web.Request) -> web.Response:
-        return _json(self.server.keys())
+        return _json(self.server.api_keys())
 
     async def orders(self, request: web.Request) -> web.Response:
         venue = self.venue_of(request)

@@ -159,7 +159,7 @@ class SimServer:
     def urls(self, name: str) -> dict[str, str]:
         return self.protocols[name].urls(self.venue_url(name))
 
-    def keys(self) -> list[dict[str, Any]]:
+    def api_keys(self) -> list[dict[str, Any]]:
         out = []
         for name, venue in self.venues.items():
             for key in venue.keys.values():
@@ -178,7 +178,7 @@ class SimServer:
 
     def key(self, venue: str, *, withdraw: bool) -> dict[str, Any]:
         """A trade-only key (``withdraw=False``) or a withdraw-enabled key of ``venue``."""
-        for entry in self.keys():
+        for entry in self.api_keys():
             if entry["venue"] == venue and ("withdraw" in entry["permissions"]) == withdraw:
                 return entry
         raise KeyError(f"{venue} has no {'withdraw-enabled' if withdraw else 'trade-only'} key")

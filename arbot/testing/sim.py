@@ -13,8 +13,13 @@ from arbot.sim.server import SimServer
 
 @asynccontextmanager
 async def ccxt_client(
-    server: SimServer, venue: str, *, withdraw_key: bool = False, keys: bool = True,
-    websocket: bool = True, **overrides: Any,
+    server: SimServer,
+    venue: str,
+    *,
+    withdraw_key: bool = False,
+    keys: bool = True,
+    websocket: bool = True,
+    **overrides: Any,
 ) -> AsyncIterator[Any]:
     """A plain ccxt client (``ccxt.pro`` with ``websocket``, else ``ccxt.async_support``)
     pointed at ``venue`` of ``server``; closed on exit. ``overrides`` update the config,

@@ -182,7 +182,7 @@ async def test_order_rejections_map_to_ccxt_exceptions(frozen_sim: SimServer, ve
         await ex.create_order("BTC/USDT", "limit", "buy", 0.001, low, {"clientOrderId": "dup1"})
         with pytest.raises(ccxt.InvalidOrder):
             await ex.create_order("BTC/USDT", "limit", "buy", 0.001, low, {"clientOrderId": "dup1"})
-        rejected = [r for r in frozen_sim.venues[venue].rejections]
+        rejected = frozen_sim.venues[venue].rejections
         assert [r.reason for r in rejected] == ["insufficient_balance", "duplicate_client_id"]
 
 
@@ -220,7 +220,7 @@ async def test_every_withdraw_attempt_is_recorded(frozen_sim: SimServer, venue: 
         ("withdraw", False, "USDT"),
         ("withdraw", True, "USDT"),
     ]
-    keys = {k["apiKey"]: k["name"] for k in frozen_sim.keys()}
+    keys = {k["apiKey"]: k["name"] for k in frozen_sim.api_keys()}
     assert [keys[a.api_key] for a in attempts] == ["trade", "withdraw"]
 
 
