@@ -117,7 +117,9 @@ async def _serve(profiler: Any) -> None:
                 "backlog": sum(len(getattr(c, "_outbox", ())) for c in connections),
                 "connections": len(connections),
             }
-        return web.json_response({"cpu_s": time.process_time(), "venues": venues})
+        return web.json_response(
+            {"time": time.monotonic(), "cpu_s": time.process_time(), "venues": venues}
+        )
 
     server.app.router.add_get(STATS_PATH, stats)
     loop = asyncio.get_running_loop()
@@ -481,7 +483,7 @@ class Bench:
                 after["venues"][v.name]["published"] - before["venues"][v.name]["published"]
                 for v in venues
             )
-            / wall
+            / (after["time"] - before["time"])
         )
         server_cpu = server1 - server0
         client_cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)

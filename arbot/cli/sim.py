@@ -120,7 +120,7 @@ async def _serve(settings: Any, source: Any, speed: float, as_json: bool) -> Non
 def _announce(server: SimServer, as_json: bool, *, replaying: bool) -> None:
     import json
 
-    venues = [
+    venues: list[dict[str, Any]] = [
         {
             "venue": name,
             "protocol": venue.protocol,
