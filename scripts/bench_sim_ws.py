@@ -260,7 +260,7 @@ async def raw_reader(
     else:
         url = venue.urls["ws"] + "/public"
         request = {"op": "subscribe", "args": [{"channel": "books", "instId": i} for i in ids]}
-    async with session.ws_connect(url, autoping=True, max_msg_size=0) as ws:
+    async with session.ws_connect(url, autoping=True, compress=15, max_msg_size=0) as ws:
         await ws.send_str(json.dumps(request))
         ready.set()
         async for message in ws:
