@@ -41,7 +41,7 @@ def sim_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[st
 
 
 def get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback only)
+    with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
         return json.loads(response.read())
 
 
@@ -114,7 +114,8 @@ def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         ("seed = \n", "sim.toml: invalid TOML"),
         (
             '[venues.x]\nprotocol = "kraken"\nsymbols = ["BTC/USDT"]\n',
-            "sim.toml: venues.x.protocol: unknown venue protocol 'kraken'; use one of: binance, okx",
+            "sim.toml: venues.x.protocol: unknown venue protocol 'kraken'; "
+            "use one of: binance, okx",
         ),
         (
             '[venues.x]\nprotocol = "okx"\nsymbols = ["BTC/USDT"]\ncolour = 1\n',
