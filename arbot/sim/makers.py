@@ -7,8 +7,8 @@ triangles close). Each venue quotes around its own view of that price:
     venue mid = fair(t - venue latency) · (1 + offset)
 
 where ``offset`` is a mean-reverting (Ornstein-Uhlenbeck) noise per venue and symbol
-that now and then jumps by a few tens of basis points (a *dislocation*) and decays
-back. Dislocations are what make cross-exchange and triangular opportunities appear
+that now and then jumps (a *dislocation*: exponentially distributed size, mean
+``dislocation_bps``) and decays back. Dislocations are what make cross-exchange and triangular opportunities appear
 and vanish on their own. Everything is driven by explicit times and seeded random
 generators, so the same seed and the same sequence of step times give the same books.
 """
@@ -35,10 +35,10 @@ class MakerParams:
     level_gap_bps: float = 0.5
     level_notional_usd: float = 15_000.0
     latency_ms: float = 0.0
-    noise_bps: float = 1.5
-    reversion_per_s: float = 0.4
-    dislocation_every_s: float = 20.0
-    dislocation_bps: float = 25.0
+    noise_bps: float = 0.5
+    reversion_per_s: float = 0.8
+    dislocation_every_s: float = 45.0
+    dislocation_bps: float = 15.0
 
 
 class FairValues:
@@ -46,6 +46,7 @@ class FairValues:
     so a venue with latency can look back in time."""
 
     HISTORY_S = 10.0
+    RESOLUTION_S = 0.01
 
     def __init__(self, prices: dict[str, float], volatility: dict[str, float], seed: int) -> None:
         self._value = dict(prices)
@@ -59,22 +60,25 @@ class FairValues:
         return list(self._value)
 
     def advance(self, now: float) -> None:
-        """Move every asset's fair value forward to ``now`` (seconds)."""
+        """Move every asset's fair value forward to ``now`` (seconds), in steps of at most
+        :attr:`RESOLUTION_S`, so a venue's latency looks back at the right value."""
         if self._time is None:
             self._time = now
-        dt = now - self._time
-        if dt <= 0:
+            for asset, value in self._value.items():
+                self._history[asset].append((now, value))
             return
-        self._time = now
-        for asset, old in self._value.items():
-            sigma = self._volatility.get(asset, 0.0005)
-            shock = self._rng[asset].gauss(0.0, 1.0)
-            value = old * math.exp(sigma * math.sqrt(dt) * shock - 0.5 * sigma * sigma * dt)
-            self._value[asset] = value
-            history = self._history[asset]
-            history.append((now, value))
-            while history and history[0][0] < now - self.HISTORY_S:
-                history.popleft()
+        while now - self._time > 1e-9:
+            dt = min(self.RESOLUTION_S, now - self._time)
+            self._time += dt
+            for asset, old in self._value.items():
+                sigma = self._volatility.get(asset, 0.0005)
+                shock = self._rng[asset].gauss(0.0, 1.0)
+                value = old * math.exp(sigma * math.sqrt(dt) * shock - 0.5 * sigma * sigma * dt)
+                self._value[asset] = value
+                history = self._history[asset]
+                history.append((self._time, value))
+                while history[0][0] < self._time - self.HISTORY_S:
+                    history.popleft()
 
     def usd(self, asset: str, at: float | None = None) -> float:
         if asset in USD_STABLE:
@@ -140,7 +144,8 @@ class VenueMakers:
             spread = p.noise_bps / 10_000.0 * math.sqrt(1.0 - decay * decay)
             x = x * decay + spread * self._rng.gauss(0.0, 1.0)
             if p.dislocation_every_s > 0 and self._rng.random() < dt / p.dislocation_every_s:
-                x += self._rng.choice((-1.0, 1.0)) * p.dislocation_bps / 10_000.0
+                size = self._rng.expovariate(1.0) * p.dislocation_bps  # mean dislocation_bps
+                x += self._rng.choice((-1.0, 1.0)) * size / 10_000.0
         self._offset[symbol] = x
         return x
 

@@ -1,0 +1,959 @@
+"""Replay mode: serve recorded order books instead of the simulated makers.
+
+``open_replay(path)`` recognises the recording, reads it once to check it and learn what
+it needs (venues, symbols, each market's tick and lot), and returns a :class:`Replay`.
+:meth:`Replay.sim_config` gives a simulator configuration for exactly that data (makers
+stopped), and :meth:`Replay.run` feeds the recorded book events to a running
+:class:`~arbot.sim.server.SimServer`, paced by the recorded timestamps. Each event goes
+through :meth:`SimVenue.apply_maker_levels` and :meth:`SimVenue.publish`, so clients see
+ordinary depth diffs with the venue's own update ids, and orders they send trade against
+the recorded liquidity.
+
+Formats:
+
+* **Binance websocket capture** (hftbacktest's collector; gzip or plain text), one
+  message a line: ``<local receive time ns> <raw JSON>``. ``<sym>@depth@100ms`` (or
+  ``@depth``, ``@depth@0ms``) diffs are replayed; ``@trade``, ``@bookTicker`` and other
+  streams are skipped. The REST depth snapshot is a line holding
+  ``{"lastUpdateId": ..., "bids": ..., "asks": ...}``, wherever it is in the file: diffs
+  before it are buffered, and the book is rebuilt as Binance documents it (drop
+  ``u <= lastUpdateId``; the first diff applied must have ``U <= lastUpdateId+1 <= u``;
+  then each ``U`` is the previous ``u + 1``; a gap waits for a later snapshot). Served
+  as venue ``binance`` (Binance protocol).
+* **10-level snapshot CSVs** ``orderbook_*.csv`` (a file, or a folder of them), columns
+  ``timestamp,symbol,b1..b10,bv1..bv10,a1..a10,av1..av10``, one full snapshot per row;
+  the symbol's suffix names the venue (``LINKUSDT.BNC`` -> ``binance`` on the Binance
+  protocol, ``LINKUSDT.HB`` -> ``huobi`` on the OKX protocol). Each row becomes the level
+  changes against the venue's previous row; rows of every file are merged by time.
+
+Ticks and lots are inferred from the data: the finest decimal place any price (amount)
+uses. Bad data raises :class:`ReplayError` with one line naming the file, the line and
+the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import heapq
+import itertools
+import json
+import math
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from arbot.errors import ArbotError
+from arbot.sim.book import BUY, SELL
+from arbot.sim.config import SimConfig
+from arbot.sim.venue import SimMarket
+
+if TYPE_CHECKING:
+    from arbot.sim.server import SimServer
+    from arbot.sim.venue import BookDiff
+
+BINANCE_CAPTURE = "binance-capture"
+SNAPSHOT_CSV = "snapshot-csv"
+
+EXPECTED = (
+    "expected a Binance websocket capture (gzip or text, lines '<receive time ns> <JSON>', "
+    "with a REST depth snapshot line), a 10-level book snapshot CSV (columns "
+    "timestamp,symbol,b1..b10,bv1..bv10,a1..a10,av1..av10) or a folder of orderbook_*.csv"
+)
+
+# Yield to the event loop at least this often when replaying as fast as possible.
+YIELD_EVERY = 256
+# Quote assets the simulator's config treats as worth 1 USD (no [assets] table needed).
+STABLE = frozenset({"USDT", "USDC", "USD", "FDUSD"})
+# Quote currencies recognised at the end of an exchange symbol; longest match wins.
+QUOTES = (
+    "FDUSD",
+    "USDT",
+    "USDC",
+    "BUSD",
+    "TUSD",
+    "USDP",
+    "DAI",
+    "USD",
+    "BTC",
+    "ETH",
+    "BNB",
+    "EUR",
+    "TRY",
+    "BRL",
+    "GBP",
+    "JPY",
+    "AUD",
+)
+# Symbol suffix in the snapshot CSVs -> (venue name, protocol served).
+CSV_VENUES = {
+    "BNC": ("binance", "binance"),
+    "BINANCE": ("binance", "binance"),
+    "HB": ("huobi", "okx"),
+    "HUOBI": ("huobi", "okx"),
+    "OKX": ("okx", "okx"),
+    "OKEX": ("okx", "okx"),
+}
+QUOTE_BALANCE = Decimal(1_000_000)
+MIN_BASE_BALANCE = Decimal(100)
+
+_CAPTURE_LINE = re.compile(r"^\d+ \{")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ReplayError(ArbotError):
+    """The recording cannot be replayed; the message is one line naming file and line."""
+
+
+Level = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEvent:
+    """One recorded book event, in the grid of its market (ticks -> lots; 0 removes).
+
+    ``replace`` marks a full snapshot: levels of the venue's book not listed are removed.
+    ``update_id`` is the capture's own final update id (Binance ``u``, or the snapshot's
+    ``lastUpdateId``), ``None`` for CSV rows; clients never see it.
+    """
+
+    time_ns: int
+    venue: str
+    symbol: str
+    bids: list[Level]
+    asks: list[Level]
+    replace: bool
+    source: str
+    update_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayStats:
+    """What :meth:`Replay.run` did: events applied, diffs published, recorded time span."""
+
+    events: int
+    published: int
+    first_ns: int | None
+    last_ns: int | None
+    elapsed_s: float
+
+    @property
+    def recorded_s(self) -> float:
+        if self.first_ns is None or self.last_ns is None:
+            return 0.0
+        return (self.last_ns - self.first_ns) / 1e9
+
+
+@dataclass(slots=True)
+class _Grid:
+    """The finest decimal place seen in prices and in amounts, and the first mid price."""
+
+    price_places: int = 0
+    amount_places: int = 0
+    mid: Decimal | None = None
+
+    def see(self, levels: Iterable[tuple[Decimal, Decimal]]) -> None:
+        for price, amount in levels:
+            self.price_places = max(self.price_places, _places(price))
+            self.amount_places = max(self.amount_places, _places(amount))
+
+    def see_mid(
+        self, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]]
+    ) -> None:
+        if self.mid is not None:
+            return
+        best_bid = max((p for p, q in bids if q), default=None)
+        best_ask = min((p for p, q in asks if q), default=None)
+        if best_bid is not None and best_ask is not None:
+            self.mid = (best_bid + best_ask) / 2
+        else:
+            self.mid = best_bid if best_bid is not None else best_ask
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+# ----- reading files ------------------------------------------------------------------
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _open_text(path: Path) -> IO[str]:
+    if _is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text without the newline)``; read errors become one-line errors."""
+    number = 0
+    try:
+        with _open_text(path) as fh:
+            for text in fh:
+                number += 1
+                yield number, text.rstrip("\r\n")
+    except EOFError:
+        raise ReplayError(
+            f"{path}: truncated gzip: the compressed data ends after line {number}, before "
+            "the end-of-stream marker; the file is incomplete (copy or record it again)"
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise ReplayError(
+            f"{path}: corrupt gzip data after line {number} ({exc}); copy or record it again"
+        ) from None
+    except UnicodeDecodeError:
+        raise ReplayError(f"{path}:{number + 1}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _head(path: Path) -> str:
+    """The first non-blank line of the (decompressed) file, read from its first 64 KiB."""
+    try:
+        with gzip.open(path, "rb") if _is_gzip(path) else path.open("rb") as fh:
+            data = fh.read(65536)
+    except EOFError:
+        raise ReplayError(
+            f"{path}: truncated gzip: the compressed data ends before the end-of-stream "
+            "marker; the file is incomplete (copy or record it again)"
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise ReplayError(f"{path}: corrupt gzip data ({exc}); copy or record it again") from None
+    except OSError as exc:
+        raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    for line in data.decode("utf-8", "replace").lstrip("\ufeff").splitlines():
+        if line.strip():
+            return line
+    return ""
+
+
+def _excerpt(text: str, size: int = 60) -> str:
+    return repr(text if len(text) <= size else text[:size] + "...")
+
+
+def _number(raw: Any, where: str, what: str) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        raise ReplayError(f"{where}: {what} {_excerpt(str(raw))} is not a decimal number")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ReplayError(f"{where}: {what} {_excerpt(str(raw))} is not a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ReplayError(f"{where}: {what} {raw} must be a finite number >= 0")
+    return value
+
+
+def split_symbol(exchange_id: str) -> tuple[str, str] | None:
+    """``BTCUSDT`` -> ``("BTC", "USDT")`` by the longest known quote currency suffix."""
+    upper = exchange_id.upper()
+    for quote in sorted(QUOTES, key=len, reverse=True):
+        if upper.endswith(quote) and len(upper) > len(quote):
+            return upper[: -len(quote)], quote
+    return None
+
+
+# ----- Binance websocket captures -----------------------------------------------------
+
+
+@dataclass(slots=True)
+class _RawBook:
+    """A book event of a capture, before conversion to the market's grid."""
+
+    time_ns: int
+    line: int
+    replace: bool
+    update_id: int
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+@dataclass(slots=True)
+class _Diff:
+    line: int
+    first: int
+    last: int
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+@dataclass(slots=True)
+class _CaptureReader:
+    """Reads a capture and yields the book events in the order Binance's procedure
+    applies them: each snapshot (``replace``), then the diffs that continue it."""
+
+    path: Path
+    validate_all: bool = True
+    exchange_id: str | None = None
+    lines: int = 0
+    snapshots: int = 0
+    _synced: bool = False
+    _first_after_snapshot: bool = False
+    _last_u: int = 0
+    _pending: list[_Diff] = field(default_factory=list)
+    _gap: str | None = None
+
+    def __iter__(self) -> Iterator[_RawBook]:
+        previous_ns: int | None = None
+        for number, text in _lines(self.path):
+            if not text:
+                continue
+            self.lines = number
+            head, _, body = text.partition(" ")
+            if not head.isdigit() or not body.startswith("{"):
+                raise ReplayError(
+                    f"{self.path}:{number}: expected '<receive time ns> <JSON object>', "
+                    f"got {_excerpt(text)}"
+                )
+            time_ns = int(head)
+            if previous_ns is not None and time_ns < previous_ns:
+                raise ReplayError(
+                    f"{self.path}:{number}: receive time {time_ns} is earlier than the previous "
+                    f"line's {previous_ns}; lines must be in the order they were received"
+                )
+            previous_ns = time_ns
+            if (
+                not self.validate_all
+                and '"depthUpdate"' not in body
+                and '"lastUpdateId"' not in body
+            ):
+                continue  # already checked when the file was opened
+            try:
+                message = json.loads(body, parse_float=Decimal)
+            except ValueError:
+                raise ReplayError(
+                    f"{self.path}:{number}: expected '<receive time ns> <JSON object>', "
+                    f"the JSON is invalid: {_excerpt(body)}"
+                ) from None
+            if not isinstance(message, dict):
+                raise ReplayError(f"{self.path}:{number}: the JSON is not an object")
+            yield from self._message(number, time_ns, message)
+        if self.snapshots == 0:
+            raise ReplayError(
+                f"{self.path}: no REST depth snapshot line ('<ns> {{\"lastUpdateId\": ...}}'); "
+                "diffs alone cannot rebuild a book: record the snapshot with the stream "
+                "(hftbacktest writes one when a session starts)"
+            )
+        if self._gap is not None:
+            raise ReplayError(f"{self._gap} and no later snapshot resynchronises the book")
+
+    def _message(self, number: int, time_ns: int, message: dict[str, Any]) -> Iterator[_RawBook]:
+        where = f"{self.path}:{number}"
+        data = message.get("data")
+        if "stream" in message and isinstance(data, dict):
+            stream = str(message["stream"])
+            if data.get("e") == "depthUpdate":
+                yield from self._diff(number, time_ns, data, where)
+            elif "lastUpdateId" in data:
+                raise ReplayError(
+                    f"{where}: partial book depth stream {stream} is not supported; record "
+                    "the diff stream <symbol>@depth@100ms and a REST snapshot"
+                )
+            return
+        if "lastUpdateId" in message and "bids" in message:
+            yield from self._snapshot(number, time_ns, message, where)
+        elif message.get("e") == "depthUpdate":
+            yield from self._diff(number, time_ns, message, where)
+
+    def _levels(self, raw: Any, where: str, side: str) -> list[tuple[Decimal, Decimal]]:
+        if not isinstance(raw, list):
+            raise ReplayError(f"{where}: '{side}' must be a list of [price, amount] pairs")
+        levels = []
+        for entry in raw:
+            if not isinstance(entry, list) or len(entry) < 2:
+                raise ReplayError(
+                    f"{where}: '{side}' entry {_excerpt(str(entry))} is not a [price, amount] pair"
+                )
+            price = _number(entry[0], where, "price")
+            if price == 0:
+                raise ReplayError(f"{where}: price {entry[0]} must be positive")
+            levels.append((price, _number(entry[1], where, "amount")))
+        return levels
+
+    def _snapshot(
+        self, number: int, time_ns: int, message: dict[str, Any], where: str
+    ) -> Iterator[_RawBook]:
+        last = message.get("lastUpdateId")
+        if not isinstance(last, int) or isinstance(last, bool):
+            raise ReplayError(f"{where}: lastUpdateId must be an integer")
+        bids = self._levels(message.get("bids"), where, "bids")
+        asks = self._levels(message.get("asks"), where, "asks")
+        self.snapshots += 1
+        if self._synced and self._last_u >= last:
+            return  # the diff stream already continues past this snapshot
+        yield _RawBook(time_ns, number, True, last, bids, asks)
+        self._synced = True
+        self._first_after_snapshot = True
+        self._last_u = last
+        self._gap = None
+        pending, self._pending = self._pending, []
+        for diff in pending:
+            yield from self._continue(time_ns, diff)
+
+    def _diff(
+        self, number: int, time_ns: int, data: dict[str, Any], where: str
+    ) -> Iterator[_RawBook]:
+        if "pu" in data:
+            raise ReplayError(
+                f"{where}: futures depth stream (has 'pu'); only Binance spot captures replay"
+            )
+        exchange_id = str(data.get("s", ""))
+        if self.exchange_id is None:
+            self.exchange_id = exchange_id
+        elif exchange_id != self.exchange_id:
+            raise ReplayError(
+                f"{where}: depth diff for {exchange_id!r} in a capture of {self.exchange_id!r}; "
+                "replay one symbol per file"
+            )
+        first, last = data.get("U"), data.get("u")
+        if not (isinstance(first, int) and isinstance(last, int)) or first > last:
+            raise ReplayError(f"{where}: a depth diff needs integer update ids U <= u")
+        diff = _Diff(
+            number,
+            first,
+            last,
+            self._levels(data.get("b"), where, "b"),
+            self._levels(data.get("a"), where, "a"),
+        )
+        if self._synced:
+            yield from self._continue(time_ns, diff)
+        else:
+            self._pending.append(diff)
+
+    def _continue(self, time_ns: int, diff: _Diff) -> Iterator[_RawBook]:
+        if not self._synced:
+            self._pending.append(diff)
+            return
+        if diff.last <= self._last_u:
+            return  # older than the book: Binance says drop it
+        expected = self._last_u + 1
+        if self._first_after_snapshot:
+            continues = diff.first <= expected <= diff.last
+        else:
+            continues = diff.first == expected
+        if not continues:
+            self._synced = False
+            self._pending = [diff]
+            self._gap = (
+                f"{self.path}:{diff.line}: update-id gap: diff starts at U={diff.first} but the "
+                f"book is at {self._last_u} (expected U <= {expected} <= u)"
+            )
+            return
+        self._first_after_snapshot = False
+        self._last_u = diff.last
+        yield _RawBook(time_ns, diff.line, False, diff.last, diff.bids, diff.asks)
+
+
+class _CrossCheck:
+    """Tracks a capture's book during the scan to refuse one that ends up crossed."""
+
+    def __init__(self) -> None:
+        self.bids: dict[Decimal, Decimal] = {}
+        self.asks: dict[Decimal, Decimal] = {}
+        self._bid_heap: list[Decimal] = []  # negated prices
+        self._ask_heap: list[Decimal] = []
+
+    def apply(self, event: _RawBook, where: str) -> None:
+        if event.replace:
+            self.bids.clear()
+            self.asks.clear()
+            self._bid_heap.clear()
+            self._ask_heap.clear()
+        for price, amount in event.bids:
+            self._store(self.bids, self._bid_heap, -price, price, amount)
+        for price, amount in event.asks:
+            self._store(self.asks, self._ask_heap, price, price, amount)
+        best_bid = self._best(self.bids, self._bid_heap, -1)
+        best_ask = self._best(self.asks, self._ask_heap, 1)
+        if best_bid is not None and best_ask is not None and best_bid >= best_ask:
+            raise ReplayError(
+                f"{where}: crossed book after this update: best bid {best_bid} >= best ask "
+                f"{best_ask}; the recording is inconsistent"
+            )
+
+    @staticmethod
+    def _store(
+        side: dict[Decimal, Decimal],
+        heap: list[Decimal],
+        key: Decimal,
+        price: Decimal,
+        amount: Decimal,
+    ) -> None:
+        if amount:
+            if price not in side:
+                heapq.heappush(heap, key)
+            side[price] = amount
+        else:
+            side.pop(price, None)
+
+    @staticmethod
+    def _best(side: dict[Decimal, Decimal], heap: list[Decimal], sign: int) -> Decimal | None:
+        while heap and (heap[0] * sign) not in side:
+            heapq.heappop(heap)
+        return heap[0] * sign if heap else None
+
+
+# ----- snapshot CSVs ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Row:
+    time_ns: int
+    source: str
+    venue: str
+    protocol: str
+    symbol: str
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
+def _csv_columns(levels: int) -> list[str]:
+    columns = ["timestamp", "symbol"]
+    for prefix in ("b", "bv", "a", "av"):
+        columns += [f"{prefix}{i}" for i in range(1, levels + 1)]
+    return columns
+
+
+def _parse_time(text: str, where: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ReplayError(
+            f"{where}: timestamp {_excerpt(text)} is not an ISO date-time "
+            "like 2021-08-20 00:00:00 (UTC when no offset is given)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _csv_venue(raw_symbol: str, where: str) -> tuple[str, str, str]:
+    exchange_id, dot, suffix = raw_symbol.strip().rpartition(".")
+    known = ", ".join(f".{s}" for s in CSV_VENUES)
+    if not dot or suffix.upper() not in CSV_VENUES:
+        raise ReplayError(
+            f"{where}: symbol {_excerpt(raw_symbol)} has no known venue suffix ({known})"
+        )
+    pair = split_symbol(exchange_id)
+    if pair is None:
+        raise ReplayError(
+            f"{where}: cannot tell base from quote in {exchange_id!r}; known quote "
+            f"currencies: {', '.join(QUOTES)}"
+        )
+    venue, protocol = CSV_VENUES[suffix.upper()]
+    return venue, protocol, f"{pair[0]}/{pair[1]}"
+
+
+def _csv_rows(path: Path) -> Iterator[_Row]:
+    lines = _lines(path)
+    reader = csv.reader(text for _, text in lines)
+    header = [c.strip().lstrip("\ufeff") for c in next(reader, [])]
+    levels = (len(header) - 2) // 4 if len(header) > 2 else 0
+    if levels < 1 or header != _csv_columns(levels):
+        raise ReplayError(
+            f"{path}:1: columns must be timestamp,symbol,b1..bN,bv1..bvN,a1..aN,av1..avN "
+            f"(N levels, e.g. 10); got {_excerpt(','.join(header), 80)}"
+        )
+    width = len(header)
+    symbols: dict[str, tuple[str, str, str]] = {}
+    previous: tuple[int, str] | None = None
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != width:
+            raise ReplayError(f"{where}: expected {width} columns, got {len(row)}")
+        time_ns = _parse_time(row[0], where)
+        if previous is not None and time_ns < previous[0]:
+            raise ReplayError(
+                f"{where}: timestamp {row[0]} is earlier than the previous row's "
+                f"{previous[1]}; rows must be in time order"
+            )
+        previous = (time_ns, row[0])
+        if row[1] not in symbols:
+            symbols[row[1]] = _csv_venue(row[1], where)
+        venue, protocol, symbol = symbols[row[1]]
+        bids = _csv_side(row, 2, 2 + levels, levels, where, "b")
+        asks = _csv_side(row, 2 + 2 * levels, 2 + 3 * levels, levels, where, "a")
+        for side, ladder, better in (("bid", bids, 1), ("ask", asks, -1)):
+            for (p1, _), (p2, _) in itertools.pairwise(ladder):
+                if (p1 - p2) * better <= 0:
+                    raise ReplayError(
+                        f"{where}: {side} prices {p1} then {p2} are not strictly "
+                        f"{'falling' if better > 0 else 'rising'}; level 1 must be the best"
+                    )
+        if bids and asks and bids[0][0] >= asks[0][0]:
+            raise ReplayError(
+                f"{where}: crossed book: best bid {bids[0][0]} >= best ask {asks[0][0]}; "
+                "a snapshot row needs b1 < a1"
+            )
+        yield _Row(time_ns, where, venue, protocol, symbol, bids, asks)
+
+
+def _csv_side(
+    row: list[str], prices: int, amounts: int, levels: int, where: str, prefix: str
+) -> list[tuple[Decimal, Decimal]]:
+    out = []
+    for i in range(levels):
+        raw_price, raw_amount = row[prices + i].strip(), row[amounts + i].strip()
+        if not raw_price and not raw_amount:
+            continue  # a thin book: fewer levels than columns
+        price = _number(raw_price, where, f"{prefix}{i + 1}")
+        amount = _number(raw_amount, where, f"{prefix}v{i + 1}")
+        if price == 0 or amount == 0:
+            raise ReplayError(
+                f"{where}: level {prefix}{i + 1} has price {raw_price} and amount {raw_amount}; "
+                "both must be positive (leave both cells empty for a missing level)"
+            )
+        out.append((price, amount))
+    return out
+
+
+# ----- the replay ---------------------------------------------------------------------
+
+
+class Replay:
+    """A checked recording, ready to serve. Build with :func:`open_replay`."""
+
+    def __init__(self, kind: str, paths: list[Path], label: Path) -> None:
+        self.kind = kind
+        self.paths = tuple(paths)
+        self.label = label
+        # (venue, symbol) -> market (grid shared by every venue listing the symbol)
+        self.markets: dict[tuple[str, str], SimMarket] = {}
+        self.protocols: dict[str, str] = {}
+        self.event_count = 0
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self._mids: dict[str, Decimal] = {}
+        self._exchange_id = ""
+
+    # ----- what the simulator needs -------------------------------------------------
+
+    @property
+    def venues(self) -> dict[str, list[str]]:
+        """Venue name -> symbols it serves."""
+        out: dict[str, list[str]] = {}
+        for venue, symbol in self.markets:
+            out.setdefault(venue, []).append(symbol)
+        return out
+
+    def sim_config(self, *, seed: int = 7, port: int = 0) -> SimConfig:
+        """A simulator for exactly this data: its venues and markets, makers stopped
+        (``updates_per_second = 0``), generous balances and the default keys."""
+        symbols = sorted({s for _, s in self.markets}, key=lambda s: s.split("/")[1] not in STABLE)
+        usd: dict[str, float] = {}
+        for symbol in symbols:
+            base, quote = symbol.split("/")
+            mid = float(self._mids.get(symbol) or 1)
+            quote_usd = 1.0 if quote in STABLE else usd.setdefault(quote, 1.0)
+            usd.setdefault(base, mid * quote_usd)
+        assets = {
+            a: {"usd": value, "volatility": 0.0} for a, value in usd.items() if a not in STABLE
+        }
+        markets: dict[str, dict[str, Any]] = {}
+        for market in self.markets.values():
+            markets[market.symbol] = {
+                "tick": market.tick,
+                "lot": market.lot,
+                "min_amount": market.min_amount,
+                "min_notional": market.min_notional,
+            }
+        venues: dict[str, dict[str, Any]] = {}
+        for name, venue_symbols in self.venues.items():
+            balances: dict[str, Decimal] = {}
+            for symbol in venue_symbols:
+                base, quote = symbol.split("/")
+                balances[quote] = max(balances.get(quote, Decimal(0)), QUOTE_BALANCE)
+                price = self._mids.get(symbol) or Decimal(1)
+                base_amount = max(MIN_BASE_BALANCE, (QUOTE_BALANCE / price).to_integral_value())
+                balances[base] = max(balances.get(base, Decimal(0)), base_amount)
+            venues[name] = {
+                "protocol": self.protocols[name],
+                "symbols": venue_symbols,
+                "updates_per_second": 0,
+                "balances": balances,
+                "makers": {"levels": 1, "dislocation_every_s": 0},
+            }
+        document = {
+            "seed": seed,
+            "port": port,
+            "assets": assets,
+            "markets": markets,
+            "venues": venues,
+        }
+        try:
+            return SimConfig.model_validate(document)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise ReplayError(
+                f"{self.label}: cannot build a simulator for this data: "
+                f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}"
+            ) from None
+
+    # ----- events -------------------------------------------------------------------
+
+    def events(self) -> Iterator[ReplayEvent]:
+        """Every book event, in replay order, converted to the markets' grids."""
+        if self.kind == BINANCE_CAPTURE:
+            yield from self._capture_events()
+        else:
+            yield from self._csv_events()
+
+    def _capture_events(self) -> Iterator[ReplayEvent]:
+        path = self.paths[0]
+        ((venue, symbol), market), *_ = self.markets.items()
+        for raw in _CaptureReader(path, validate_all=False):
+            source = f"{path}:{raw.line}"
+            yield ReplayEvent(
+                raw.time_ns,
+                venue,
+                symbol,
+                _units(market, raw.bids, source),
+                _units(market, raw.asks, source),
+                raw.replace,
+                source,
+                raw.update_id,
+            )
+
+    def _csv_events(self) -> Iterator[ReplayEvent]:
+        books: dict[tuple[str, str], tuple[dict[int, int], dict[int, int]]] = {}
+        for row in _merged_rows(self.paths):
+            key = (row.venue, row.symbol)
+            market = self.markets[key]
+            bids = dict(_units(market, row.bids, row.source))
+            asks = dict(_units(market, row.asks, row.source))
+            previous = books.get(key)
+            books[key] = (bids, asks)
+            if previous is None:
+                yield ReplayEvent(
+                    row.time_ns,
+                    row.venue,
+                    row.symbol,
+                    list(bids.items()),
+                    list(asks.items()),
+                    True,
+                    row.source,
+                )
+                continue
+            yield ReplayEvent(
+                row.time_ns,
+                row.venue,
+                row.symbol,
+                _changes(previous[0], bids),
+                _changes(previous[1], asks),
+                False,
+                row.source,
+            )
+
+    # ----- serving ------------------------------------------------------------------
+
+    def apply(self, server: SimServer, event: ReplayEvent) -> BookDiff | None:
+        """Apply one event to ``server``'s venue and publish it; the diff sent, if any."""
+        venue = server.venues.get(event.venue)
+        market = venue.markets.get(event.symbol) if venue is not None else None
+        if venue is None or market is None:
+            raise ReplayError(
+                f"{self.label}: the simulator has no venue {event.venue!r} listing "
+                f"{event.symbol}; build it from Replay.sim_config()"
+            )
+        expected = self.markets[(event.venue, event.symbol)]
+        if market.tick != expected.tick or market.lot != expected.lot:
+            raise ReplayError(
+                f"{self.label}: {event.venue} {event.symbol} has tick {market.tick} and lot "
+                f"{market.lot} in the simulator but the data needs tick {expected.tick} and lot "
+                f"{expected.lot}; build the simulator from Replay.sim_config()"
+            )
+        bids, asks = event.bids, event.asks
+        if event.replace:
+            book = venue.books[event.symbol]
+            listed_bids = {p for p, _ in bids}
+            listed_asks = {p for p, _ in asks}
+            bids = [(p, 0) for p, _ in book.depth(BUY) if p not in listed_bids] + bids
+            asks = [(p, 0) for p, _ in book.depth(SELL) if p not in listed_asks] + asks
+        venue.apply_maker_levels(event.symbol, bids, asks)
+        return venue.publish(event.symbol)
+
+    async def run(
+        self, server: SimServer, *, speed: float = 1.0, max_events: int | None = None
+    ) -> ReplayStats:
+        """Replay every event (or the first ``max_events``) into ``server``.
+
+        Events are paced by their recorded timestamps divided by ``speed``; events with
+        the same timestamp go out together. ``speed <= 0`` or infinite replays as fast as
+        possible, yielding to the event loop every few hundred events so clients keep up.
+        """
+        loop = asyncio.get_running_loop()
+        fast = not speed > 0 or math.isinf(speed)
+        started = loop.time()
+        origin: int | None = None
+        applied = published = since_yield = 0
+        first_ns: int | None = None
+        last_ns: int | None = None
+        for event in self.events():
+            if max_events is not None and applied >= max_events:
+                break
+            if origin is None:
+                origin = event.time_ns
+            new_time = event.time_ns != last_ns
+            if not fast and new_time:
+                delay = started + (event.time_ns - origin) / 1e9 / speed - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # the recorded pace itself
+                    since_yield = 0
+            if since_yield >= YIELD_EVERY and (new_time or since_yield >= 16 * YIELD_EVERY):
+                await asyncio.sleep(0)
+                since_yield = 0
+            if self.apply(server, event) is not None:
+                published += 1
+            applied += 1
+            since_yield += 1
+            if first_ns is None:
+                first_ns = event.time_ns
+            last_ns = event.time_ns
+        return ReplayStats(applied, published, first_ns, last_ns, loop.time() - started)
+
+    # ----- opening ------------------------------------------------------------------
+
+    def _scan_capture(self) -> None:
+        path = self.paths[0]
+        reader = _CaptureReader(path)
+        grid = _Grid()
+        cross = _CrossCheck()
+        for raw in reader:
+            where = f"{path}:{raw.line}"
+            grid.see(raw.bids)
+            grid.see(raw.asks)
+            if raw.replace:
+                grid.see_mid(raw.bids, raw.asks)
+            cross.apply(raw, where)
+            self._count(raw.time_ns)
+        if reader.exchange_id is None:
+            raise ReplayError(
+                f"{path}: no depth diff lines (<symbol>@depth@100ms); nothing to replay"
+            )
+        pair = split_symbol(reader.exchange_id)
+        if pair is None:
+            raise ReplayError(
+                f"{path}: cannot tell base from quote in symbol {reader.exchange_id!r}; known "
+                f"quote currencies: {', '.join(QUOTES)}"
+            )
+        symbol = f"{pair[0]}/{pair[1]}"
+        self._exchange_id = reader.exchange_id
+        self.protocols["binance"] = "binance"
+        self._add_markets({symbol: grid}, {("binance", symbol)})
+
+    def _scan_csv(self) -> None:
+        grids: dict[str, _Grid] = {}
+        owners: dict[tuple[str, str], str] = {}
+        for row in _merged_rows(self.paths):
+            key = (row.venue, row.symbol)
+            owner = row.source.rpartition(":")[0]
+            if owners.setdefault(key, owner) != owner:
+                raise ReplayError(
+                    f"{row.source}: rows for {row.venue} {row.symbol} also come from "
+                    f"{owners[key]}; give each venue and symbol one file"
+                )
+            known = self.protocols.setdefault(row.venue, row.protocol)
+            if known != row.protocol:  # pragma: no cover - CSV_VENUES fixes the protocol
+                raise ReplayError(f"{row.source}: venue {row.venue} served twice")
+            grid = grids.setdefault(row.symbol, _Grid())
+            grid.see(row.bids)
+            grid.see(row.asks)
+            grid.see_mid(row.bids, row.asks)
+            self._count(row.time_ns)
+        if not owners:
+            raise ReplayError(f"{self.label}: no snapshot rows; nothing to replay")
+        self._add_markets(grids, set(owners))
+
+    def _count(self, time_ns: int) -> None:
+        self.event_count += 1
+        if self.first_ns is None:
+            self.first_ns = time_ns
+        self.last_ns = time_ns
+
+    def _add_markets(self, grids: dict[str, _Grid], keys: set[tuple[str, str]]) -> None:
+        for venue, symbol in sorted(keys):
+            grid = grids[symbol]
+            base, quote = symbol.split("/")
+            tick = Decimal(1).scaleb(-grid.price_places)
+            lot = Decimal(1).scaleb(-grid.amount_places)
+            min_notional = Decimal(5) if quote in STABLE else Decimal(0)
+            self.markets[(venue, symbol)] = SimMarket(
+                symbol, base, quote, tick, lot, lot, Decimal(10**9), min_notional
+            )
+            if grid.mid is not None:
+                self._mids[symbol] = grid.mid
+
+
+def _merged_rows(paths: Iterable[Path]) -> Iterator[_Row]:
+    return heapq.merge(*(_csv_rows(p) for p in paths), key=lambda row: row.time_ns)
+
+
+def _units(market: SimMarket, levels: list[tuple[Decimal, Decimal]], source: str) -> list[Level]:
+    out = []
+    for price, amount in levels:
+        ticks = market.ticks(price)
+        if ticks is None:
+            raise ReplayError(f"{source}: price {price} is not a multiple of tick {market.tick}")
+        lots = market.lots(amount)
+        if lots is None:
+            raise ReplayError(f"{source}: amount {amount} is not a multiple of lot {market.lot}")
+        out.append((ticks, lots))
+    return out
+
+
+def _changes(old: dict[int, int], new: dict[int, int]) -> list[Level]:
+    changes = [(price, 0) for price in old if price not in new]
+    changes += [(price, lots) for price, lots in new.items() if old.get(price) != lots]
+    return changes
+
+
+def open_replay(path: Path) -> Replay:
+    """Recognise and check a recording; raises :class:`ReplayError` (one line) if unusable."""
+    path = Path(path)
+    if path.is_dir():
+        csvs = sorted(
+            p for p in path.iterdir() if p.name.startswith("orderbook_") and ".csv" in p.suffixes
+        )
+        if not csvs:
+            raise ReplayError(f"{path}: not a known replay format; {EXPECTED}")
+        replay = Replay(SNAPSHOT_CSV, csvs, path)
+        replay._scan_csv()
+        return replay
+    if not path.is_file():
+        raise ReplayError(f"{path}: no such file; {EXPECTED}")
+    first = _head(path)
+    if _CAPTURE_LINE.match(first):
+        replay = Replay(BINANCE_CAPTURE, [path], path)
+        replay._scan_capture()
+        return replay
+    if first.startswith("timestamp,") or ".csv" in path.suffixes:
+        replay = Replay(SNAPSHOT_CSV, [path], path)
+        replay._scan_csv()
+        return replay
+    raise ReplayError(f"{path}: not a known replay format; {EXPECTED}")
+
+
+__all__ = [
+    "BINANCE_CAPTURE",
+    "SNAPSHOT_CSV",
+    "Replay",
+    "ReplayError",
+    "ReplayEvent",
+    "ReplayStats",
+    "open_replay",
+    "split_symbol",
+]
