@@ -8,7 +8,8 @@ triangles close). Each venue quotes around its own view of that price:
 
 where ``offset`` is a mean-reverting (Ornstein-Uhlenbeck) noise per venue and symbol
 that now and then jumps (a *dislocation*: exponentially distributed size, mean
-``dislocation_bps``) and decays back. Dislocations are what make cross-exchange and triangular opportunities appear
+``dislocation_bps``) and decays back. Dislocations are what make cross-exchange and
+triangular opportunities appear
 and vanish on their own. Everything is driven by explicit times and seeded random
 generators, so the same seed and the same sequence of step times give the same books.
 """

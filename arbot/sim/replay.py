@@ -160,27 +160,28 @@ class _Grid:
     amount_places: int = 0
     mid: Decimal | None = None
 
-    def see(self, levels: Iterable[tuple[Decimal, Decimal]]) -> None:
+    def see(self, levels: Iterable[tuple[str, str]]) -> None:
+        price_places, amount_places = self.price_places, self.amount_places
         for price, amount in levels:
-            self.price_places = max(self.price_places, _places(price))
-            self.amount_places = max(self.amount_places, _places(amount))
+            price_places = max(price_places, len(price.partition(".")[2].rstrip("0")))
+            amount_places = max(amount_places, len(amount.partition(".")[2].rstrip("0")))
+        self.price_places, self.amount_places = price_places, amount_places
 
     def see_mid(
-        self, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]]
+        self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]
     ) -> None:
         if self.mid is not None:
             return
-        best_bid = max((p for p, q in bids if q), default=None)
-        best_ask = min((p for p, q in asks if q), default=None)
+        best_bid = max((Decimal(p) for p, q in bids if not _is_zero(q)), default=None)
+        best_ask = min((Decimal(p) for p, q in asks if not _is_zero(q)), default=None)
         if best_bid is not None and best_ask is not None:
             self.mid = (best_bid + best_ask) / 2
         else:
             self.mid = best_bid if best_bid is not None else best_ask
 
 
-def _places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+def _is_zero(plain: str) -> bool:
+    return not plain.strip("0.")
 
 
 # ----- reading files ------------------------------------------------------------------
@@ -244,7 +245,13 @@ def _excerpt(text: str, size: int = 60) -> str:
     return repr(text if len(text) <= size else text[:size] + "...")
 
 
-def _number(raw: Any, where: str, what: str) -> Decimal:
+_PLAIN = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _plain(raw: Any, where: str, what: str) -> str:
+    """``raw`` as a plain non-negative decimal string (``"0.00105"``), or a one-line error."""
+    if type(raw) is str and _PLAIN.fullmatch(raw):
+        return raw
     if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
         raise ReplayError(f"{where}: {what} {_excerpt(str(raw))} is not a decimal number")
     try:
@@ -253,7 +260,7 @@ def _number(raw: Any, where: str, what: str) -> Decimal:
         raise ReplayError(f"{where}: {what} {_excerpt(str(raw))} is not a decimal number") from None
     if not value.is_finite() or value < 0:
         raise ReplayError(f"{where}: {what} {raw} must be a finite number >= 0")
-    return value
+    return format(value, "f")
 
 
 def split_symbol(exchange_id: str) -> tuple[str, str] | None:
@@ -276,8 +283,8 @@ class _RawBook:
     line: int
     replace: bool
     update_id: int
-    bids: list[tuple[Decimal, Decimal]]
-    asks: list[tuple[Decimal, Decimal]]
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
 
 
 @dataclass(slots=True)
@@ -285,8 +292,8 @@ class _Diff:
     line: int
     first: int
     last: int
-    bids: list[tuple[Decimal, Decimal]]
-    asks: list[tuple[Decimal, Decimal]]
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
 
 
 @dataclass(slots=True)
@@ -367,7 +374,7 @@ class _CaptureReader:
         elif message.get("e") == "depthUpdate":
             yield from self._diff(number, time_ns, message, where)
 
-    def _levels(self, raw: Any, where: str, side: str) -> list[tuple[Decimal, Decimal]]:
+    def _levels(self, raw: Any, where: str, side: str) -> list[tuple[str, str]]:
         if not isinstance(raw, list):
             raise ReplayError(f"{where}: '{side}' must be a list of [price, amount] pairs")
         levels = []
@@ -376,10 +383,10 @@ class _CaptureReader:
                 raise ReplayError(
                     f"{where}: '{side}' entry {_excerpt(str(entry))} is not a [price, amount] pair"
                 )
-            price = _number(entry[0], where, "price")
-            if price == 0:
+            price = _plain(entry[0], where, "price")
+            if _is_zero(price):
                 raise ReplayError(f"{where}: price {entry[0]} must be positive")
-            levels.append((price, _number(entry[1], where, "amount")))
+            levels.append((price, _plain(entry[1], where, "amount")))
         return levels
 
     def _snapshot(
@@ -460,10 +467,11 @@ class _CrossCheck:
     """Tracks a capture's book during the scan to refuse one that ends up crossed."""
 
     def __init__(self) -> None:
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
-        self._bid_heap: list[Decimal] = []  # negated prices
-        self._ask_heap: list[Decimal] = []
+        # float prices: exact enough to order prices of fewer than 16 significant digits
+        self.bids: set[float] = set()
+        self.asks: set[float] = set()
+        self._bid_heap: list[float] = []  # negated prices
+        self._ask_heap: list[float] = []
 
     def apply(self, event: _RawBook, where: str) -> None:
         if event.replace:
@@ -515,8 +523,8 @@ class _Row:
     venue: str
     protocol: str
     symbol: str
-    bids: list[tuple[Decimal, Decimal]]
-    asks: list[tuple[Decimal, Decimal]]
+    bids: list[tuple[str, str]]
+    asks: list[tuple[str, str]]
 
 
 def _csv_columns(levels: int) -> list[str]:
@@ -604,7 +612,7 @@ def _csv_rows(path: Path) -> Iterator[_Row]:
 
 def _csv_side(
     row: list[str], prices: int, amounts: int, levels: int, where: str, prefix: str
-) -> list[tuple[Decimal, Decimal]]:
+) -> list[tuple[str, str]]:
     out = []
     for i in range(levels):
         raw_price, raw_amount = row[prices + i].strip(), row[amounts + i].strip()
@@ -902,7 +910,7 @@ def _merged_rows(paths: Iterable[Path]) -> Iterator[_Row]:
     return heapq.merge(*(_csv_rows(p) for p in paths), key=lambda row: row.time_ns)
 
 
-def _units(market: SimMarket, levels: list[tuple[Decimal, Decimal]], source: str) -> list[Level]:
+def _units(market: SimMarket, levels: list[tuple[str, str]], source: str) -> list[Level]:
     out = []
     for price, amount in levels:
         ticks = market.ticks(price)

@@ -3,6 +3,10 @@ then so that arbitrage opportunities appear and vanish on their own."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
+import pytest
+
 from arbot.sim.config import load_sim_config
 from arbot.sim.server import SimServer
 
@@ -11,7 +15,8 @@ def books_at(server: SimServer, venue: str, symbol: str) -> tuple[float, float]:
     book = server.venues[venue].books[symbol]
     market = server.venues[venue].markets[symbol]
     bid, ask = book.bids.best(), book.asks.best()
-    assert bid is not None and ask is not None
+    assert bid is not None
+    assert ask is not None
     return float(market.price(bid)), float(market.price(ask))
 
 
@@ -53,8 +58,16 @@ def test_books_are_deep_and_never_crossed() -> None:
             assert bid < ask
 
 
-def test_cross_exchange_opportunities_come_and_go() -> None:
-    _, samples = simulate(seed=5, seconds=600, per_second=2)
+Samples = list[dict[str, tuple[float, float]]]
+
+
+@pytest.fixture(scope="module")
+def ten_minutes() -> Samples:
+    return simulate(seed=5, seconds=600, per_second=2)[1]
+
+
+def test_cross_exchange_opportunities_come_and_go(ten_minutes: Samples) -> None:
+    samples = ten_minutes
     crossed = [
         s["binance:BTC/USDT"][0] > s["okx:BTC/USDT"][1]
         or s["okx:BTC/USDT"][0] > s["binance:BTC/USDT"][1]
@@ -62,17 +75,16 @@ def test_cross_exchange_opportunities_come_and_go() -> None:
     ]
     share = sum(crossed) / len(crossed)
     assert 0.01 < share < 0.3, share
-    starts = sum(1 for before, now in zip(crossed, crossed[1:], strict=False) if now and not before)
+    starts = sum(1 for before, now in pairwise(crossed) if now and not before)
     assert starts >= 3  # they appear, vanish, and appear again
 
 
-def test_triangles_close_on_average_but_open_at_times() -> None:
-    _, samples = simulate(seed=9, seconds=600, per_second=2)
+def test_triangles_close_on_average_but_open_at_times(ten_minutes: Samples) -> None:
     gaps = []
-    for s in samples:
-        btc_bid, btc_ask = s["binance:BTC/USDT"]
-        eth_bid, eth_ask = s["binance:ETH/USDT"]
-        ethbtc_bid, ethbtc_ask = s["binance:ETH/BTC"]
+    for s in ten_minutes:
+        btc_ask = s["binance:BTC/USDT"][1]
+        eth_bid = s["binance:ETH/USDT"][0]
+        ethbtc_ask = s["binance:ETH/BTC"][1]
         # USDT -> BTC -> ETH -> USDT, taking the touch each time, before fees.
         gaps.append(eth_bid / (btc_ask * ethbtc_ask) - 1.0)
     mean = sum(gaps) / len(gaps)
