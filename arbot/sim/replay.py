@@ -480,11 +480,11 @@ class _CrossCheck:
             self._bid_heap.clear()
             self._ask_heap.clear()
         for price, amount in event.bids:
-            self._store(self.bids, self._bid_heap, -price, price, amount)
+            self._store(self.bids, self._bid_heap, float(price), -1.0, amount)
         for price, amount in event.asks:
-            self._store(self.asks, self._ask_heap, price, price, amount)
-        best_bid = self._best(self.bids, self._bid_heap, -1)
-        best_ask = self._best(self.asks, self._ask_heap, 1)
+            self._store(self.asks, self._ask_heap, float(price), 1.0, amount)
+        best_bid = self._best(self.bids, self._bid_heap, -1.0)
+        best_ask = self._best(self.asks, self._ask_heap, 1.0)
         if best_bid is not None and best_ask is not None and best_bid >= best_ask:
             raise ReplayError(
                 f"{where}: crossed book after this update: best bid {best_bid} >= best ask "
@@ -492,23 +492,16 @@ class _CrossCheck:
             )
 
     @staticmethod
-    def _store(
-        side: dict[Decimal, Decimal],
-        heap: list[Decimal],
-        key: Decimal,
-        price: Decimal,
-        amount: Decimal,
-    ) -> None:
-        if amount:
-            if price not in side:
-                heapq.heappush(heap, key)
-            side[price] = amount
-        else:
-            side.pop(price, None)
+    def _store(side: set[float], heap: list[float], price: float, sign: float, amount: str) -> None:
+        if _is_zero(amount):
+            side.discard(price)
+        elif price not in side:
+            side.add(price)
+            heapq.heappush(heap, price * sign)
 
     @staticmethod
-    def _best(side: dict[Decimal, Decimal], heap: list[Decimal], sign: int) -> Decimal | None:
-        while heap and (heap[0] * sign) not in side:
+    def _best(side: set[float], heap: list[float], sign: float) -> float | None:
+        while heap and heap[0] * sign not in side:
             heapq.heappop(heap)
         return heap[0] * sign if heap else None
 
