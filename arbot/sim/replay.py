@@ -167,9 +167,7 @@ class _Grid:
             amount_places = max(amount_places, len(amount.partition(".")[2].rstrip("0")))
         self.price_places, self.amount_places = price_places, amount_places
 
-    def see_mid(
-        self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]
-    ) -> None:
+    def see_mid(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
         if self.mid is not None:
             return
         best_bid = max((Decimal(p) for p, q in bids if not _is_zero(q)), default=None)
@@ -589,13 +587,14 @@ def _csv_rows(path: Path) -> Iterator[_Row]:
         bids = _csv_side(row, 2, 2 + levels, levels, where, "b")
         asks = _csv_side(row, 2 + 2 * levels, 2 + 3 * levels, levels, where, "a")
         for side, ladder, better in (("bid", bids, 1), ("ask", asks, -1)):
-            for (p1, _), (p2, _) in itertools.pairwise(ladder):
+            prices = [Decimal(p) for p, _ in ladder]
+            for p1, p2 in itertools.pairwise(prices):
                 if (p1 - p2) * better <= 0:
                     raise ReplayError(
                         f"{where}: {side} prices {p1} then {p2} are not strictly "
                         f"{'falling' if better > 0 else 'rising'}; level 1 must be the best"
                     )
-        if bids and asks and bids[0][0] >= asks[0][0]:
+        if bids and asks and Decimal(bids[0][0]) >= Decimal(asks[0][0]):
             raise ReplayError(
                 f"{where}: crossed book: best bid {bids[0][0]} >= best ask {asks[0][0]}; "
                 "a snapshot row needs b1 < a1"
@@ -611,9 +610,9 @@ def _csv_side(
         raw_price, raw_amount = row[prices + i].strip(), row[amounts + i].strip()
         if not raw_price and not raw_amount:
             continue  # a thin book: fewer levels than columns
-        price = _number(raw_price, where, f"{prefix}{i + 1}")
-        amount = _number(raw_amount, where, f"{prefix}v{i + 1}")
-        if price == 0 or amount == 0:
+        price = _plain(raw_price, where, f"{prefix}{i + 1}")
+        amount = _plain(raw_amount, where, f"{prefix}v{i + 1}")
+        if _is_zero(price) or _is_zero(amount):
             raise ReplayError(
                 f"{where}: level {prefix}{i + 1} has price {raw_price} and amount {raw_amount}; "
                 "both must be positive (leave both cells empty for a missing level)"
@@ -903,13 +902,38 @@ def _merged_rows(paths: Iterable[Path]) -> Iterator[_Row]:
     return heapq.merge(*(_csv_rows(p) for p in paths), key=lambda row: row.time_ns)
 
 
+def _power_of_ten(step: Decimal) -> int | None:
+    """``k`` when ``step == 10**-k`` (k >= 0), else None."""
+    exponent = step.normalize().as_tuple().exponent
+    if not isinstance(exponent, int) or exponent > 0 or step != Decimal(1).scaleb(exponent):
+        return None
+    return -exponent
+
+
+def _scaled(plain: str, places: int) -> int | None:
+    """A plain decimal string times ``10**places``, or None if that is not a whole number."""
+    whole, _, fraction = plain.partition(".")
+    if len(fraction.rstrip("0")) > places:
+        return None
+    return int(whole + fraction[:places].ljust(places, "0"))
+
+
 def _units(market: SimMarket, levels: list[tuple[str, str]], source: str) -> list[Level]:
+    """Levels as (ticks, lots) of ``market``: exactly :meth:`SimMarket.ticks`/``lots``."""
+    price_places = _power_of_ten(market.tick)
+    amount_places = _power_of_ten(market.lot)
     out = []
     for price, amount in levels:
-        ticks = market.ticks(price)
+        if price_places is not None:
+            ticks = _scaled(price, price_places)
+        else:
+            ticks = market.ticks(Decimal(price))
         if ticks is None:
             raise ReplayError(f"{source}: price {price} is not a multiple of tick {market.tick}")
-        lots = market.lots(amount)
+        if amount_places is not None:
+            lots = _scaled(amount, amount_places)
+        else:
+            lots = market.lots(Decimal(amount))
         if lots is None:
             raise ReplayError(f"{source}: amount {amount} is not a multiple of lot {market.lot}")
         out.append((ticks, lots))
