@@ -103,7 +103,8 @@ async def test_makers_run_on_their_own_at_the_configured_rate() -> None:
             server, "POST", "rate", json={"venue": "binance", "updates_per_second": 5000}
         )
         assert status == 400
-        assert server.venues["binance"].update_ids["BTC/USDT"] == frozen
+        assert body["error"] == "'updates_per_second' must be between 0 and 1000"
+        assert server.venues["binance"].update_ids["BTC/USDT"] == frozen  # still frozen
 
 
 async def test_a_key_without_trade_permission_cannot_trade() -> None:
