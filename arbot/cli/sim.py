@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -88,7 +89,7 @@ async def _serve(settings: Any, source: Any, speed: float, as_json: bool) -> Non
     from arbot.errors import ArbotError
     from arbot.sim.server import SimServer
 
-    server = SimServer(settings)
+    server = SimServer(settings, makers=source is None)
     try:
         await server.start()
     except OSError as exc:
@@ -108,13 +109,24 @@ async def _serve(settings: Any, source: Any, speed: float, as_json: bool) -> Non
         _announce(server, as_json, replaying=source is not None)
         if source is not None:
             replay_task = asyncio.create_task(source.run(server, speed=speed))
+            replay_task.add_done_callback(lambda task: _stop_on_failure(task, stop))
         await stop.wait()
+        if replay_task is not None and replay_task.done() and not replay_task.cancelled():
+            failure = replay_task.exception()
+            if failure is not None:
+                raise failure
     finally:
         if replay_task is not None:
             replay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await replay_task
         await server.close()
+
+
+def _stop_on_failure(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
+    """A replay that fails stops the simulator instead of going unnoticed until Ctrl-C."""
+    if not task.cancelled() and task.exception() is not None:
+        stop.set()
 
 
 def _announce(server: SimServer, as_json: bool, *, replaying: bool) -> None:

@@ -56,7 +56,11 @@ Handler = Callable[[web.Request, dict[str, str], SimKey], Awaitable[Any]]
 
 
 def _fmt(value: Decimal) -> str:
-    return format(value, ".8f")
+    """Binance's fixed 8 decimals, or more when a value is finer (a replayed odd grid)."""
+    text = format(value, ".8f")
+    if Decimal(text) != value:
+        text = format(value.normalize(), "f")
+    return text
 
 
 class BinanceProtocol:

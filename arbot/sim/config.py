@@ -85,6 +85,8 @@ class VenueSimConfig(_Strict):
     balances: dict[str, Decimal] = Field(default_factory=dict)
     makers: MakerConfig = Field(default_factory=MakerConfig)
     keys: list[KeyConfig] = Field(default_factory=list)
+    markets: dict[str, MarketConfig] = Field(default_factory=dict)
+    """This venue's own grid for a symbol, overriding the shared ``[markets]`` table."""
 
     @field_validator("protocol")
     @classmethod
@@ -121,7 +123,7 @@ class SimConfig(_Strict):
     def _symbols_defined(self) -> SimConfig:
         for name, venue in self.venues.items():
             for symbol in venue.symbols:
-                if symbol not in self.markets:
+                if symbol not in self.markets and symbol not in venue.markets:
                     raise ValueError(
                         f'venues.{name}: symbol {symbol} has no [markets."{symbol}"] table'
                     )
@@ -133,6 +135,10 @@ class SimConfig(_Strict):
                             f"[assets.{asset}] table"
                         )
         return self
+
+    def market_for(self, venue: str, symbol: str) -> MarketConfig:
+        """The grid of ``symbol`` on ``venue``: the venue's own, else the shared one."""
+        return self.venues[venue].markets.get(symbol) or self.markets[symbol]
 
     def keys_for(self, venue: str) -> list[KeyConfig]:
         """The venue's keys, with generated defaults and generated credentials filled in."""

@@ -20,15 +20,18 @@ Formats:
   ``u <= lastUpdateId``; the first diff applied must have ``U <= lastUpdateId+1 <= u``;
   then each ``U`` is the previous ``u + 1``; a gap waits for a later snapshot). Served
   as venue ``binance`` (Binance protocol).
-* **10-level snapshot CSVs** ``orderbook_*.csv`` (a file, or a folder of them), columns
-  ``timestamp,symbol,b1..b10,bv1..bv10,a1..a10,av1..av10``, one full snapshot per row;
-  the symbol's suffix names the venue (``LINKUSDT.BNC`` -> ``binance`` on the Binance
-  protocol, ``LINKUSDT.HB`` -> ``huobi`` on the OKX protocol). Each row becomes the level
-  changes against the venue's previous row; rows of every file are merged by time.
+* **10-level snapshot CSVs** ``orderbook_*.csv``, columns
+  ``timestamp,symbol,b1..b10,bv1..bv10,a1..a10,av1..av10`` (any N levels), one full
+  snapshot per row, timestamps ISO (UTC unless an offset is given). The symbol's suffix
+  names the venue (``LINKUSDT.BNC`` -> ``binance`` on the Binance protocol,
+  ``LINKUSDT.HB`` -> ``huobi`` on the OKX protocol). A folder replays every
+  ``orderbook_*.csv`` in it, merged by time (rows of the same second on several venues
+  go out together); a single file replays the venues its rows name. Each row becomes
+  the level changes against the venue's previous row (vanished levels get 0).
 
-Ticks and lots are inferred from the data: the finest decimal place any price (amount)
-uses. Bad data raises :class:`ReplayError` with one line naming the file, the line and
-the fix.
+Ticks and lots are inferred from the data, per venue and symbol: the finest decimal
+place any price (amount) uses, so every recorded level is on the grid. Bad data
+raises :class:`ReplayError` with one line naming the file, the line and the fix.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -302,7 +305,6 @@ class _CaptureReader:
     path: Path
     validate_all: bool = True
     exchange_id: str | None = None
-    lines: int = 0
     snapshots: int = 0
     _synced: bool = False
     _first_after_snapshot: bool = False
@@ -315,7 +317,6 @@ class _CaptureReader:
         for number, text in _lines(self.path):
             if not text:
                 continue
-            self.lines = number
             head, _, body = text.partition(" ")
             if not head.isdigit() or not body.startswith("{"):
                 raise ReplayError(
@@ -360,7 +361,7 @@ class _CaptureReader:
         if "stream" in message and isinstance(data, dict):
             stream = str(message["stream"])
             if data.get("e") == "depthUpdate":
-                yield from self._diff(number, time_ns, data, where)
+                yield from self._diff(number, time_ns, data, where, stream)
             elif "lastUpdateId" in data:
                 raise ReplayError(
                     f"{where}: partial book depth stream {stream} is not supported; record "
@@ -370,7 +371,7 @@ class _CaptureReader:
         if "lastUpdateId" in message and "bids" in message:
             yield from self._snapshot(number, time_ns, message, where)
         elif message.get("e") == "depthUpdate":
-            yield from self._diff(number, time_ns, message, where)
+            yield from self._diff(number, time_ns, message, where, "")
 
     def _levels(self, raw: Any, where: str, side: str) -> list[tuple[str, str]]:
         if not isinstance(raw, list):
@@ -408,13 +409,13 @@ class _CaptureReader:
             yield from self._continue(time_ns, diff)
 
     def _diff(
-        self, number: int, time_ns: int, data: dict[str, Any], where: str
+        self, number: int, time_ns: int, data: dict[str, Any], where: str, stream: str
     ) -> Iterator[_RawBook]:
         if "pu" in data:
             raise ReplayError(
                 f"{where}: futures depth stream (has 'pu'); only Binance spot captures replay"
             )
-        exchange_id = str(data.get("s", ""))
+        exchange_id = str(data.get("s") or stream.partition("@")[0].upper())
         if self.exchange_id is None:
             self.exchange_id = exchange_id
         elif exchange_id != self.exchange_id:
@@ -451,9 +452,10 @@ class _CaptureReader:
         if not continues:
             self._synced = False
             self._pending = [diff]
+            wanted = f"U <= {expected} <= u" if self._first_after_snapshot else f"U = {expected}"
             self._gap = (
-                f"{self.path}:{diff.line}: update-id gap: diff starts at U={diff.first} but the "
-                f"book is at {self._last_u} (expected U <= {expected} <= u)"
+                f"{self.path}:{diff.line}: update-id gap: diff U={diff.first} u={diff.last} but "
+                f"the book is at {self._last_u} (expected {wanted})"
             )
             return
         self._first_after_snapshot = False
@@ -631,14 +633,13 @@ class Replay:
         self.kind = kind
         self.paths = tuple(paths)
         self.label = label
-        # (venue, symbol) -> market (grid shared by every venue listing the symbol)
+        # (venue, symbol) -> market, with the grid that venue's data uses
         self.markets: dict[tuple[str, str], SimMarket] = {}
         self.protocols: dict[str, str] = {}
         self.event_count = 0
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self._mids: dict[str, Decimal] = {}
-        self._exchange_id = ""
 
     # ----- what the simulator needs -------------------------------------------------
 
@@ -663,14 +664,6 @@ class Replay:
         assets = {
             a: {"usd": value, "volatility": 0.0} for a, value in usd.items() if a not in STABLE
         }
-        markets: dict[str, dict[str, Any]] = {}
-        for market in self.markets.values():
-            markets[market.symbol] = {
-                "tick": market.tick,
-                "lot": market.lot,
-                "min_amount": market.min_amount,
-                "min_notional": market.min_notional,
-            }
         venues: dict[str, dict[str, Any]] = {}
         for name, venue_symbols in self.venues.items():
             balances: dict[str, Decimal] = {}
@@ -683,6 +676,15 @@ class Replay:
             venues[name] = {
                 "protocol": self.protocols[name],
                 "symbols": venue_symbols,
+                "markets": {
+                    symbol: {
+                        "tick": self.markets[(name, symbol)].tick,
+                        "lot": self.markets[(name, symbol)].lot,
+                        "min_amount": self.markets[(name, symbol)].min_amount,
+                        "min_notional": self.markets[(name, symbol)].min_notional,
+                    }
+                    for symbol in venue_symbols
+                },
                 "updates_per_second": 0,
                 "balances": balances,
                 "makers": {"levels": 1, "dislocation_every_s": 0},
@@ -691,7 +693,6 @@ class Replay:
             "seed": seed,
             "port": port,
             "assets": assets,
-            "markets": markets,
             "venues": venues,
         }
         try:
@@ -715,14 +716,15 @@ class Replay:
     def _capture_events(self) -> Iterator[ReplayEvent]:
         path = self.paths[0]
         ((venue, symbol), market), *_ = self.markets.items()
+        units = _Units(market)
         for raw in _CaptureReader(path, validate_all=False):
             source = f"{path}:{raw.line}"
             yield ReplayEvent(
                 raw.time_ns,
                 venue,
                 symbol,
-                _units(market, raw.bids, source),
-                _units(market, raw.asks, source),
+                units(raw.bids, source),
+                units(raw.asks, source),
                 raw.replace,
                 source,
                 raw.update_id,
@@ -730,11 +732,12 @@ class Replay:
 
     def _csv_events(self) -> Iterator[ReplayEvent]:
         books: dict[tuple[str, str], tuple[dict[int, int], dict[int, int]]] = {}
+        converters = {key: _Units(market) for key, market in self.markets.items()}
         for row in _merged_rows(self.paths):
             key = (row.venue, row.symbol)
-            market = self.markets[key]
-            bids = dict(_units(market, row.bids, row.source))
-            asks = dict(_units(market, row.asks, row.source))
+            units = converters[key]
+            bids = dict(units(row.bids, row.source))
+            asks = dict(units(row.asks, row.source))
             previous = books.get(key)
             books[key] = (bids, asks)
             if previous is None:
@@ -794,7 +797,11 @@ class Replay:
         Events are paced by their recorded timestamps divided by ``speed``; events with
         the same timestamp go out together. ``speed <= 0`` or infinite replays as fast as
         possible, yielding to the event loop every few hundred events so clients keep up.
+        The simulated makers of the replayed venues are stopped first. The books keep
+        the last recorded state when the recording ends.
         """
+        for name in self.venues:
+            server.set_rate(name, 0)  # the recording replaces the simulated makers
         loop = asyncio.get_running_loop()
         fast = not speed > 0 or math.isinf(speed)
         started = loop.time()
@@ -851,12 +858,11 @@ class Replay:
                 f"quote currencies: {', '.join(QUOTES)}"
             )
         symbol = f"{pair[0]}/{pair[1]}"
-        self._exchange_id = reader.exchange_id
         self.protocols["binance"] = "binance"
-        self._add_markets({symbol: grid}, {("binance", symbol)})
+        self._add_markets({("binance", symbol): grid})
 
     def _scan_csv(self) -> None:
-        grids: dict[str, _Grid] = {}
+        grids: dict[tuple[str, str], _Grid] = {}
         owners: dict[tuple[str, str], str] = {}
         for row in _merged_rows(self.paths):
             key = (row.venue, row.symbol)
@@ -866,17 +872,15 @@ class Replay:
                     f"{row.source}: rows for {row.venue} {row.symbol} also come from "
                     f"{owners[key]}; give each venue and symbol one file"
                 )
-            known = self.protocols.setdefault(row.venue, row.protocol)
-            if known != row.protocol:  # pragma: no cover - CSV_VENUES fixes the protocol
-                raise ReplayError(f"{row.source}: venue {row.venue} served twice")
-            grid = grids.setdefault(row.symbol, _Grid())
+            self.protocols[row.venue] = row.protocol
+            grid = grids.setdefault(key, _Grid())
             grid.see(row.bids)
             grid.see(row.asks)
             grid.see_mid(row.bids, row.asks)
             self._count(row.time_ns)
         if not owners:
             raise ReplayError(f"{self.label}: no snapshot rows; nothing to replay")
-        self._add_markets(grids, set(owners))
+        self._add_markets(grids)
 
     def _count(self, time_ns: int) -> None:
         self.event_count += 1
@@ -884,9 +888,8 @@ class Replay:
             self.first_ns = time_ns
         self.last_ns = time_ns
 
-    def _add_markets(self, grids: dict[str, _Grid], keys: set[tuple[str, str]]) -> None:
-        for venue, symbol in sorted(keys):
-            grid = grids[symbol]
+    def _add_markets(self, grids: dict[tuple[str, str], _Grid]) -> None:
+        for (venue, symbol), grid in sorted(grids.items()):
             base, quote = symbol.split("/")
             tick = Decimal(1).scaleb(-grid.price_places)
             lot = Decimal(1).scaleb(-grid.amount_places)
@@ -918,26 +921,48 @@ def _scaled(plain: str, places: int) -> int | None:
     return int(whole + fraction[:places].ljust(places, "0"))
 
 
-def _units(market: SimMarket, levels: list[tuple[str, str]], source: str) -> list[Level]:
-    """Levels as (ticks, lots) of ``market``: exactly :meth:`SimMarket.ticks`/``lots``."""
-    price_places = _power_of_ten(market.tick)
-    amount_places = _power_of_ten(market.lot)
-    out = []
-    for price, amount in levels:
-        if price_places is not None:
-            ticks = _scaled(price, price_places)
-        else:
-            ticks = market.ticks(Decimal(price))
-        if ticks is None:
-            raise ReplayError(f"{source}: price {price} is not a multiple of tick {market.tick}")
-        if amount_places is not None:
-            lots = _scaled(amount, amount_places)
-        else:
-            lots = market.lots(Decimal(amount))
-        if lots is None:
-            raise ReplayError(f"{source}: amount {amount} is not a multiple of lot {market.lot}")
-        out.append((ticks, lots))
-    return out
+class _Units:
+    """Converts a market's decimal strings to whole ticks and lots, exactly as
+    :meth:`SimMarket.ticks` and :meth:`SimMarket.lots` would, remembering recent ones."""
+
+    CACHE = 200_000
+
+    def __init__(self, market: SimMarket) -> None:
+        self.market = market
+        self._price_places = _power_of_ten(market.tick)
+        self._amount_places = _power_of_ten(market.lot)
+        self._ticks: dict[str, int | None] = {}
+        self._lots: dict[str, int | None] = {}
+
+    def __call__(self, levels: list[tuple[str, str]], source: str) -> list[Level]:
+        ticks_of, lots_of = self._ticks, self._lots
+        if len(ticks_of) > self.CACHE or len(lots_of) > self.CACHE:
+            ticks_of.clear()
+            lots_of.clear()
+        out = []
+        for price, amount in levels:
+            ticks = ticks_of.get(price, -1)
+            if ticks == -1:
+                ticks = ticks_of[price] = _convert(price, self._price_places, self.market.ticks)
+            if ticks is None:
+                raise ReplayError(
+                    f"{source}: price {price} is not a multiple of tick {self.market.tick}"
+                )
+            lots = lots_of.get(amount, -1)
+            if lots == -1:
+                lots = lots_of[amount] = _convert(amount, self._amount_places, self.market.lots)
+            if lots is None:
+                raise ReplayError(
+                    f"{source}: amount {amount} is not a multiple of lot {self.market.lot}"
+                )
+            out.append((ticks, lots))
+        return out
+
+
+def _convert(plain: str, places: int | None, exact: Callable[[Decimal], int | None]) -> int | None:
+    """Whole units of a decimal string: by moving the point when the step is a power of
+    ten (the same result, faster), else by the market's own conversion."""
+    return _scaled(plain, places) if places is not None else exact(Decimal(plain))
 
 
 def _changes(old: dict[int, int], new: dict[int, int]) -> list[Level]:

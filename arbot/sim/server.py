@@ -43,8 +43,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class SimServer:
     """Builds every venue from a :class:`SimConfig` and serves them on one port."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, *, makers: bool = True) -> None:
+        """``makers=False`` starts with empty books and no maker tasks (replay fills them)."""
         self.config = config
+        self.with_makers = makers
         self.venues: dict[str, SimVenue] = {}
         self.protocols: dict[str, VenueProtocol] = {}
         self.makers: dict[str, VenueMakers] = {}
@@ -72,7 +74,7 @@ class SimServer:
         spec = self.config.venues[name]
         markets = []
         for symbol in spec.symbols:
-            m = self.config.markets[symbol]
+            m = self.config.market_for(name, symbol)
             base, quote = symbol.split("/")
             markets.append(
                 SimMarket(
@@ -112,9 +114,10 @@ class SimServer:
     async def start(self, port: int | None = None) -> int:
         """Seed the books, bind 127.0.0.1 (``port`` 0 = any free one) and start the makers."""
         now = time.time()
-        for name, makers in self.makers.items():
-            for symbol in self.venues[name].markets:
-                makers.requote(symbol, now)
+        if self.with_makers:
+            for name, makers in self.makers.items():
+                for symbol in self.venues[name].markets:
+                    makers.requote(symbol, now)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, HOST, self.config.port if port is None else port)
@@ -122,7 +125,10 @@ class SimServer:
         self.port = _bound_port(site)
         for name in self.venues:
             self._rate_events[name] = asyncio.Event()
-            self._tasks.append(asyncio.create_task(self._drive(name), name=f"sim-makers-{name}"))
+            if self.with_makers:
+                self._tasks.append(
+                    asyncio.create_task(self._drive(name), name=f"sim-makers-{name}")
+                )
         return self.port
 
     async def close(self) -> None:

@@ -130,3 +130,12 @@ def test_bad_simulator_config_is_exit_2(tmp_path: Path, config: str, needle: str
     assert result.returncode == 2
     assert needle in result.stderr.splitlines()[0]
     assert "Traceback" not in result.stderr
+
+
+def test_replay_file_of_no_known_format_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("these are not order books\n")
+    result = run_sim(tmp_path, "--replay", "notes.txt", "--port", "0")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("arbot: error: notes.txt: not a known replay format; expected ")
