@@ -35,6 +35,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from arbot.errors import ConfigError
+from arbot.keys.credentials import Credentials
 from arbot.redact import mask_url_password, register_secret, url_password
 from arbot.venues.catalog import is_known_exchange, known_exchange_ids
 
@@ -69,6 +70,8 @@ class VenueConfig(_Section):
     taker_fee: Decimal | None = Field(default=None, ge=0, le=Decimal("0.05"))
     maker_fee: Decimal | None = Field(default=None, ge=Decimal("-0.01"), le=Decimal("0.05"))
     balances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)
+    credentials: Credentials | None = Field(default=None, exclude=True)
+    """Filled from the keystore only (never from the file or the environment)."""
 
     @field_validator("exchange")
     @classmethod
@@ -137,6 +140,13 @@ class RiskConfig(_Section):
     max_consecutive_failures: int = Field(default=5, ge=1)
     max_unwind_loss_bps: Decimal = Field(default=Decimal(50), ge=0)
     use_fok: bool = False
+    permission_recheck_s: int = Field(default=300, ge=10)
+
+
+class KeysConfig(_Section):
+    """Hygiene rules for API keys."""
+
+    max_age_days: int = Field(default=90, ge=1)
 
 
 class LogConfig(_Section):
@@ -153,6 +163,7 @@ class LogConfig(_Section):
 
 
 _toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data")
+_keystore_credentials: ContextVar[dict[str, Credentials]] = ContextVar("_keystore_credentials")
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -163,6 +174,23 @@ class _TomlSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return _toml_data.get({})
+
+
+class KeystoreSource(PydanticBaseSettingsSource):
+    """Each configured venue's credentials, from an unlocked keystore (highest priority).
+
+    Only venues that the file or the environment define get credentials: a key for a
+    venue that is not configured is not a venue.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        credentials = _keystore_credentials.get({})
+        configured = set(_toml_data.get({}).get("venues", {})) | _env_venues()
+        venues = {name: {"credentials": c} for name, c in credentials.items() if name in configured}
+        return {"venues": venues} if venues else {}
 
 
 class Settings(BaseSettings):
@@ -181,6 +209,7 @@ class Settings(BaseSettings):
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 
     @field_validator("database_url")
@@ -212,7 +241,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _TomlSource(settings_cls)
+        return init_settings, KeystoreSource(settings_cls), env_settings, _TomlSource(settings_cls)
 
     def masked(self, mode: Literal["json", "python"] = "json") -> dict[str, Any]:
         """The effective settings as plain data, safe to print: no secret in clear."""
@@ -221,20 +250,60 @@ class Settings(BaseSettings):
         return data
 
 
-def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    credentials: Mapping[str, Credentials] | None = None,
+    **overrides: Any,
+) -> Settings:
     """Read ``path`` (default ``config/arbot.toml``), apply the environment, validate.
 
-    Raises :class:`ConfigError` with one line per problem; never a traceback.
+    ``credentials`` (venue → credentials, from an unlocked keystore) fill each configured
+    venue's ``credentials``; the file and the environment may not. Raises
+    :class:`ConfigError` with one line per problem; never a traceback.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     data = read_toml(path)
-    with _toml_document(data):
-        try:
-            settings = Settings(**overrides)
-        except ValidationError as exc:
-            raise ConfigError("\n".join(describe_errors(exc, path, data))) from None
+    _refuse_plain_credentials(data, path)
+    token = _keystore_credentials.set(dict(credentials or {}))
+    try:
+        with _toml_document(data):
+            try:
+                settings = Settings(**overrides)
+            except ValidationError as exc:
+                raise ConfigError("\n".join(describe_errors(exc, path, data))) from None
+    finally:
+        _keystore_credentials.reset(token)
     register_secret(url_password(settings.database_url))
     return settings
+
+
+def _env_venues() -> set[str]:
+    prefix = f"{ENV_PREFIX}VENUES{ENV_NESTING}"
+    return {
+        name[len(prefix) :].split(ENV_NESTING, 1)[0].lower()
+        for name in os.environ
+        if name.upper().startswith(prefix)
+    }
+
+
+def _refuse_plain_credentials(document: Mapping[str, Any], path: Path) -> None:
+    """API keys live in the encrypted keystore, never in the settings file or environment."""
+    venues = document.get("venues")
+    for name, venue in venues.items() if isinstance(venues, dict) else []:
+        if isinstance(venue, dict) and "credentials" in venue:
+            raise ConfigError(
+                f"{path}: venues.{name}.credentials: API keys do not belong in the settings "
+                f"file; remove them and store them encrypted with: arbot keys add {name}"
+            )
+    for variable in os.environ:
+        if variable.upper().startswith(f"{ENV_PREFIX}VENUES{ENV_NESTING}") and (
+            f"{ENV_NESTING}CREDENTIALS" in variable.upper()
+        ):
+            raise ConfigError(
+                f"environment {variable}: API keys do not belong in the environment; unset it "
+                "and store them encrypted with: arbot keys add VENUE"
+            )
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -349,7 +418,9 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
     annotation = _unwrap_optional(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return sorted(f.alias or name for name, f in annotation.model_fields.items())
+        return sorted(
+            f.alias or name for name, f in annotation.model_fields.items() if not f.exclude
+        )
     return []
 
 

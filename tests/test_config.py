@@ -190,6 +190,8 @@ def test_starter_config_is_the_documented_example_and_valid() -> None:
 def _documented_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
+        if field.exclude:  # filled by arbot (keystore credentials), not by the user
+            continue
         key = field.alias or name
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from arbot import __version__
-from arbot.cli import _common, config, db, project, sim, stubs
+from arbot.cli import _common, config, db, keys, project, sim, stubs
 
 HELP = """arbot: multi-exchange crypto arbitrage with trade-only keys.
 
@@ -54,6 +54,7 @@ def build_app() -> typer.Typer:
     project.register(app)
     app.add_typer(config.app, name="config")
     app.add_typer(db.app, name="db")
+    app.add_typer(keys.app, name="keys")
     sim.register(app)
     stubs.register(app)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,6 +11,8 @@ import typer
 from arbot.cli._common import JsonOption
 
 if TYPE_CHECKING:
+    import asyncio
+
     from arbot.sim.server import SimServer
 
 

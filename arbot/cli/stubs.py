@@ -12,7 +12,6 @@ PLANNED: dict[str, str] = {
     "backtest": "Replay recorded books through strategy, risk and executor.",
     "record": "Record live order books to a Parquet dataset.",
     "data": "Import and inspect recorded market data.",
-    "keys": "Manage the encrypted keystore and check key permissions.",
     "strategy": "List, scaffold and describe strategy plugins.",
     "status": "Show the running daemon's feeds, risk state and PnL.",
     "report": "Summarise trades and PnL from the database.",

@@ -1,0 +1,1 @@
+"""Trade-only keys: the encrypted keystore, permission probes, and the no-withdraw guard."""
