@@ -346,7 +346,8 @@ def _report(settings: Settings, results: dict[str, KeyPermissions | None], as_js
             if age > settings.keys.max_age_days:
                 warnings.append(
                     f"{name}: warning: the key is {age} days old (limit "
-                    f"{settings.keys.max_age_days}); rotate it with: arbot keys add {name} --replace"
+                    f"{settings.keys.max_age_days}); rotate it with: "
+                    f"arbot keys add {name} --replace"
                 )
         rows.append(
             {

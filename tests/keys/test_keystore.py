@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-
 import json
 import os
 import urllib.parse
@@ -75,7 +74,8 @@ def test_round_trip_and_mode_0600(tmp_path: Path) -> None:
     assert binance.secret.get_secret_value() == CANARY_SECRET
     assert binance.added_at is not None
     okx = opened.get("okx")
-    assert okx is not None and okx.password is not None
+    assert okx is not None
+    assert okx.password is not None
     assert okx.password.get_secret_value() == "Okx-Pass-42"
     assert binance.key_id == "CANA…8776"
 
@@ -252,7 +252,7 @@ def test_short_passphrase_and_duplicate_venue_are_refused(tmp_path: Path) -> Non
         Keystore.create(tmp_path / "k.enc", SecretStr("short"))
     store = make_store(tmp_path / "keys.enc")
     with pytest.raises(
-        KeystoreError, match="binance already has a key .*arbot keys add binance --replace"
+        KeystoreError, match=r"binance already has a key .*arbot keys add binance --replace"
     ):
         store.add("binance", creds())
     store.add(
