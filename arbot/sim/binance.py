@@ -739,17 +739,13 @@ class BinanceProtocol:
         subscribers = self._book_subscribers[diff.symbol]
         if not subscribers:
             return
-        text = json.dumps(
-            {
-                "e": "depthUpdate",
-                "E": diff.time_ms,
-                "s": self.venue.markets[diff.symbol].exchange_id,
-                "U": diff.first_id,
-                "u": diff.last_id,
-                "b": diff.bids,
-                "a": diff.asks,
-            },
-            separators=(",", ":"),
+        # Built as text: prices and amounts are plain decimal strings, ids are integers.
+        bids = ",".join(f'["{p}","{q}"]' for p, q in diff.bids)
+        asks = ",".join(f'["{p}","{q}"]' for p, q in diff.asks)
+        text = (
+            f'{{"e":"depthUpdate","E":{diff.time_ms},'
+            f'"s":"{self.venue.markets[diff.symbol].exchange_id}",'
+            f'"U":{diff.first_id},"u":{diff.last_id},"b":[{bids}],"a":[{asks}]}}'
         )
         for connection in subscribers:
             connection.push(text)

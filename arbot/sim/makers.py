@@ -117,10 +117,18 @@ class VenueMakers:
         self._ladders: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
 
     def step(self, now: float) -> None:
-        """Requote the next symbol at time ``now`` (seconds) and publish its diff."""
-        symbol = self._symbols[self._next]
-        self._next = (self._next + 1) % len(self._symbols)
-        self.requote(symbol, now)
+        """Requote symbols round robin at time ``now`` until one publishes a diff.
+
+        A requote that changes nothing publishes nothing; moving on keeps one step equal
+        to one published book update, which is what ``updates_per_second`` promises.
+        """
+        for _ in range(len(self._symbols)):
+            symbol = self._symbols[self._next]
+            self._next = (self._next + 1) % len(self._symbols)
+            before = self.venue.update_ids[symbol]
+            self.requote(symbol, now)
+            if self.venue.update_ids[symbol] != before:
+                return
 
     def requote(self, symbol: str, now: float) -> None:
         market = self.venue.markets[symbol]
@@ -164,11 +172,15 @@ class VenueMakers:
         min_lots = max(1, math.ceil(float(market.min_amount) / lot))
         bids: dict[int, int] = {}
         asks: dict[int, int] = {}
+        # The touch follows the mid; deeper levels sit on a fixed grid of ``gap`` ticks (as
+        # real makers quote round prices), so a small move changes the top, not every level.
+        bid_grid = (best_bid - 1) // gap * gap
+        ask_grid = (best_ask // gap + 1) * gap
         for i in range(p.levels):
             depth_factor = 1.0 + 0.15 * i
             for ladder, old, price in (
-                (bids, old_bids, best_bid - i * gap),
-                (asks, old_asks, best_ask + i * gap),
+                (bids, old_bids, best_bid if i == 0 else bid_grid - (i - 1) * gap),
+                (asks, old_asks, best_ask if i == 0 else ask_grid + (i - 1) * gap),
             ):
                 if price <= 0:
                     continue

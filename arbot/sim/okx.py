@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 
 from arbot.sim import venue as v
 from arbot.sim._http import hmac_base64, json_response, raw_query, same
-from arbot.sim.book import CANCELED, EXPIRED, FILLED, NEW, PARTIALLY_FILLED, SimOrder
+from arbot.sim.book import BUY, CANCELED, EXPIRED, FILLED, NEW, PARTIALLY_FILLED, SELL, SimOrder
 from arbot.sim.venue import BookDiff, SimKey, SimReject, SimTrade, SimVenue, WithdrawalAttempt
 from arbot.sim.wsconn import WsConnection
 
@@ -817,23 +817,23 @@ class OkxProtocol:
         if not subscribers:
             return
         market = self.venue.markets[diff.symbol]
-        _, top_bids, top_asks = self.venue.snapshot(diff.symbol, CHECKSUM_DEPTH)
-        text = json.dumps(
-            {
-                "arg": {"channel": "books", "instId": market.inst_id},
-                "action": "update",
-                "data": [
-                    {
-                        "asks": [[p, q, "0", "0" if q == "0" else "1"] for p, q in diff.asks],
-                        "bids": [[p, q, "0", "0" if q == "0" else "1"] for p, q in diff.bids],
-                        "ts": str(diff.time_ms),
-                        "checksum": _checksum(top_bids, top_asks),
-                        "prevSeqId": diff.prev_id,
-                        "seqId": diff.last_id,
-                    }
-                ],
-            },
-            separators=(",", ":"),
+        book = self.venue.books[diff.symbol]
+        top_bids = [
+            (market.price_text(p), market.amount_text(q))
+            for p, q in book.depth(BUY, CHECKSUM_DEPTH)
+        ]
+        top_asks = [
+            (market.price_text(p), market.amount_text(q))
+            for p, q in book.depth(SELL, CHECKSUM_DEPTH)
+        ]
+        # Built as text: prices and amounts are plain decimal strings, ids are integers.
+        ask_text = ",".join(f'["{p}","{q}","0","{0 if q == "0" else 1}"]' for p, q in diff.asks)
+        bid_text = ",".join(f'["{p}","{q}","0","{0 if q == "0" else 1}"]' for p, q in diff.bids)
+        text = (
+            f'{{"arg":{{"channel":"books","instId":"{market.inst_id}"}},"action":"update",'
+            f'"data":[{{"asks":[{ask_text}],"bids":[{bid_text}],"ts":"{diff.time_ms}",'
+            f'"checksum":{_checksum(top_bids, top_asks)},"prevSeqId":{diff.prev_id},'
+            f'"seqId":{diff.last_id}}}]}}'
         )
         for connection in subscribers:
             connection.push(text)

@@ -22,6 +22,9 @@ from arbot.sim.wsconn import WsConnection
 
 HOST = "127.0.0.1"
 ACCOUNT = "main"
+# The makers' loop wakes at most this often and runs the steps that fell due: each wake-up
+# costs more than a step at high rates (measured by scripts/bench_sim_ws.py).
+MIN_WAKE_S = 0.004
 
 
 class VenueProtocol(Protocol):
@@ -226,7 +229,7 @@ class SimServer:
                 for _ in range(min(due, max(1, int(rate)))):
                     makers.step(wall)
                 next_due += due * interval
-            await asyncio.sleep(max(0.0, next_due - loop.time()))  # the process's own clock
+            await asyncio.sleep(max(MIN_WAKE_S, next_due - loop.time()))  # the process's clock
 
     # ----- REST faults ----------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from arbot.sim.book import (
 from arbot.sim.faults import Faults
 
 FEE_QUANTUM = Decimal("1E-8")
+TEXT_CACHE_SIZE = 100_000
 
 
 class SimReject(Exception):
@@ -68,6 +69,9 @@ class SimMarket:
     min_amount: Decimal
     max_amount: Decimal
     min_notional: Decimal
+    # ticks -> price text and lots -> amount text: every diff formats two texts per level
+    _prices: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _amounts: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def exchange_id(self) -> str:
@@ -94,10 +98,20 @@ class SimMarket:
         return self.lot * lots
 
     def price_text(self, ticks: int) -> str:
-        return format(self.tick * ticks, "f")
+        text = self._prices.get(ticks)
+        if text is None:
+            if len(self._prices) >= TEXT_CACHE_SIZE:
+                self._prices.clear()
+            text = self._prices[ticks] = format(self.tick * ticks, "f")
+        return text
 
     def amount_text(self, lots: int) -> str:
-        return format(self.lot * lots, "f")
+        text = self._amounts.get(lots)
+        if text is None:
+            if len(self._amounts) >= TEXT_CACHE_SIZE:
+                self._amounts.clear()
+            text = self._amounts[lots] = format(self.lot * lots, "f")
+        return text
 
 
 @dataclass(frozen=True, slots=True)

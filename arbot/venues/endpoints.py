@@ -73,7 +73,11 @@ def verify_urls(exchange: Any, endpoint: str, venue: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{path}.{key}")
-        elif isinstance(node, str) and not node.startswith(allowed):
+        elif (
+            isinstance(node, str)
+            and node not in (base, _ws_base(base))
+            and not node.startswith(allowed)
+        ):
             raise EndpointError(
                 f"venue {venue}: urls{path} still points at {node} although endpoint is "
                 f"{endpoint}; refusing to start"
