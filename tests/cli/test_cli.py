@@ -175,10 +175,10 @@ def test_db_info_on_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
 
 
 def test_planned_commands_say_so_with_exit_3(tmp_path: Path) -> None:
-    result = arbot("keys", "add", "binance", cwd=tmp_path)
+    result = arbot("backtest", "--data", "x", cwd=tmp_path)
     assert result.returncode == 3
-    assert (
-        result.stderr.strip() == "arbot: error: 'arbot keys' is not available in this release yet"
+    assert result.stderr.strip() == (
+        "arbot: error: 'arbot backtest' is not available in this release yet"
     )
 
 
