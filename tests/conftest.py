@@ -12,7 +12,6 @@ import pytest
 from arbot.redact import forget_all_secrets
 
 PG_ENV = "ARBOT_TEST_DATABASE_URL"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 pytest_plugins = ["arbot.testing.plugin"]
 
@@ -64,5 +63,5 @@ def _clean_secrets() -> Iterator[None]:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see no ARBOT_* settings from the developer's shell (the test URL aside)."""
     for name in list(os.environ):
-        if name.upper().startswith("ARBOT_") and name != PG_ENV:
+        if name.upper().startswith("ARBOT_") and name not in (PG_ENV, "ARBOT_TEST_SHARED_DATA"):
             monkeypatch.delenv(name)

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import gzip
 import json
+import os
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator
@@ -25,7 +26,12 @@ from arbot.sim.server import SimServer
 from arbot.sim.venue import BookDiff
 from arbot.testing.sim import ccxt_client_config
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+# Recorded market data lives next to the project (../shared/data), never inside it;
+# ARBOT_TEST_SHARED_DATA points elsewhere (e.g. a checkout in another folder).
+SHARED_DATA = Path(
+    os.environ.get("ARBOT_TEST_SHARED_DATA")
+    or Path(__file__).resolve().parents[3] / "shared" / "data"
+)
 BTC_CAPTURE = "hftbacktest_binance_3venues/spot/btcusdt_20240808.gz"
 LINK_FOLDER = "binance_huobi_linkusdt"
 TOP = 20
