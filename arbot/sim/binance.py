@@ -20,7 +20,7 @@ from aiohttp import WSMsgType, web
 from arbot.sim import venue as v
 from arbot.sim._http import hmac_hex, json_response, raw_query, same
 from arbot.sim.book import SimOrder
-from arbot.sim.venue import BookDiff, SimKey, SimReject, SimTrade, SimVenue, WithdrawalAttempt
+from arbot.sim.venue import BookDiff, SimKey, SimReject, SimTrade, SimVenue
 from arbot.sim.wsconn import WsConnection
 
 MAX_RECV_WINDOW = 60_000
@@ -525,56 +525,40 @@ class BinanceProtocol:
         }
 
     async def withdraw(self, request: web.Request, params: dict[str, str], key: SimKey) -> Any:
-        asset = params.get("coin", "")
-        amount = params.get("amount", "")
-        permitted = "withdraw" in key.permissions
-        self.venue.record_withdrawal(
-            WithdrawalAttempt(
-                self.venue.name,
-                "withdraw",
-                key.api_key,
-                asset,
-                amount,
-                params.get("address", ""),
-                permitted,
-                self.venue.now_ms(),
-            )
+        self._move_funds(
+            "withdraw",
+            key,
+            params.get("coin", ""),
+            params.get("amount", ""),
+            params.get("address", ""),
         )
-        if not permitted:
-            raise BinanceError(-1002, "You are not authorized to execute this request.", 401)
-        self._debit(key, asset, amount)
         return {"id": uuid.uuid4().hex}
 
     async def transfer(self, request: web.Request, params: dict[str, str], key: SimKey) -> Any:
-        asset = params.get("asset", "")
-        amount = params.get("amount", "")
-        permitted = "transfer" in key.permissions
-        self.venue.record_withdrawal(
-            WithdrawalAttempt(
-                self.venue.name,
-                "transfer",
-                key.api_key,
-                asset,
-                amount,
-                params.get("type", ""),
-                permitted,
-                self.venue.now_ms(),
-            )
+        self._move_funds(
+            "transfer",
+            key,
+            params.get("asset", ""),
+            params.get("amount", ""),
+            params.get("type", ""),
         )
-        if not permitted:
-            raise BinanceError(-1002, "You are not authorized to execute this request.", 401)
-        self._debit(key, asset, amount)
         return {"tranId": len(self.venue.withdrawals)}
 
-    def _debit(self, key: SimKey, asset: str, amount: str) -> None:
-        account = self.venue.accounts[key.account]
+    def _move_funds(
+        self, kind: str, key: SimKey, asset: str, amount: str, destination: str
+    ) -> None:
         try:
-            value = Decimal(amount)
-        except InvalidOperation:
-            raise BinanceError(-1100, "Illegal characters found in parameter 'amount'.") from None
-        if value <= 0 or account.free.get(asset, Decimal(0)) < value:
-            raise BinanceError(-4026, "User has insufficient balance")
-        account.free[asset] -= value
+            self.venue.move_funds(kind, key, asset, amount, destination)
+        except SimReject as exc:
+            if exc.kind == v.NOT_PERMITTED:
+                raise BinanceError(
+                    -1002, "You are not authorized to execute this request.", 401
+                ) from None
+            if exc.kind == v.BAD_AMOUNT:
+                raise BinanceError(
+                    -1100, "Illegal characters found in parameter 'amount'."
+                ) from None
+            raise BinanceError(-4026, "User has insufficient balance") from None
 
     # ----- views ----------------------------------------------------------------------
 

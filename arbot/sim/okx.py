@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from arbot.sim import venue as v
 from arbot.sim._http import hmac_base64, json_response, raw_query, same
 from arbot.sim.book import BUY, CANCELED, EXPIRED, FILLED, NEW, PARTIALLY_FILLED, SELL, SimOrder
-from arbot.sim.venue import BookDiff, SimKey, SimReject, SimTrade, SimVenue, WithdrawalAttempt
+from arbot.sim.venue import BookDiff, SimKey, SimReject, SimTrade, SimVenue
 from arbot.sim.wsconn import WsConnection
 
 TIMESTAMP_WINDOW_MS = 30_000
@@ -520,22 +520,7 @@ class OkxProtocol:
         self, request: web.Request, params: dict[str, str], body: Any, key: SimKey
     ) -> list[Any]:
         body = body if isinstance(body, dict) else {}
-        permitted = "withdraw" in key.permissions
-        self.venue.record_withdrawal(
-            WithdrawalAttempt(
-                self.venue.name,
-                "withdraw",
-                key.api_key,
-                str(body.get("ccy", "")),
-                str(body.get("amt", "")),
-                str(body.get("toAddr", "")),
-                permitted,
-                self.venue.now_ms(),
-            )
-        )
-        if not permitted:
-            raise OkxError("50120", "API key doesn't have permission")
-        self._debit(key, str(body.get("ccy", "")), str(body.get("amt", "")))
+        self._move_funds("withdraw", key, body, str(body.get("toAddr", "")))
         return [
             {
                 "wdId": str(len(self.venue.withdrawals)),
@@ -550,22 +535,7 @@ class OkxProtocol:
         self, request: web.Request, params: dict[str, str], body: Any, key: SimKey
     ) -> list[Any]:
         body = body if isinstance(body, dict) else {}
-        permitted = "transfer" in key.permissions
-        self.venue.record_withdrawal(
-            WithdrawalAttempt(
-                self.venue.name,
-                "transfer",
-                key.api_key,
-                str(body.get("ccy", "")),
-                str(body.get("amt", "")),
-                f"{body.get('from', '')}->{body.get('to', '')}",
-                permitted,
-                self.venue.now_ms(),
-            )
-        )
-        if not permitted:
-            raise OkxError("50120", "API key doesn't have permission")
-        self._debit(key, str(body.get("ccy", "")), str(body.get("amt", "")))
+        self._move_funds("transfer", key, body, f"{body.get('from', '')}->{body.get('to', '')}")
         return [
             {
                 "transId": str(len(self.venue.withdrawals)),
@@ -577,15 +547,17 @@ class OkxProtocol:
             }
         ]
 
-    def _debit(self, key: SimKey, asset: str, amount: str) -> None:
-        account = self.venue.accounts[key.account]
+    def _move_funds(self, kind: str, key: SimKey, body: dict[str, Any], destination: str) -> None:
         try:
-            value = Decimal(amount)
-        except InvalidOperation:
-            raise OkxError("51000", "Parameter amt error", 400) from None
-        if value <= 0 or account.free.get(asset, Decimal(0)) < value:
-            raise OkxError("58350", "Insufficient balance")
-        account.free[asset] -= value
+            self.venue.move_funds(
+                kind, key, str(body.get("ccy", "")), str(body.get("amt", "")), destination
+            )
+        except SimReject as exc:
+            if exc.kind == v.NOT_PERMITTED:
+                raise OkxError("50120", "API key doesn't have permission") from None
+            if exc.kind == v.BAD_AMOUNT:
+                raise OkxError("51000", "Parameter amt error", 400) from None
+            raise OkxError("58350", "Insufficient balance") from None
 
     # ----- views ----------------------------------------------------------------------
 

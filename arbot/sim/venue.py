@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from arbot.sim.book import (
     BUY,
@@ -55,6 +55,7 @@ ORDER_NOT_FOUND = "order_not_found"
 REJECTED_BY_FAULT = "rejected_by_fault"
 NO_LIQUIDITY = "no_liquidity"
 WOULD_TAKE = "would_take"
+NOT_PERMITTED = "not_permitted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,16 +350,20 @@ class SimVenue:
         now = self.now_ms()
         for side, ladder in ((BUY, bids), (SELL, asks)):
             for price, lots in ladder.items():
-                if lots <= 0 or (side, price) in makers:
-                    continue
-                order = SimOrder(0, None, symbol, side, "limit", "GTC", price, lots, created_ms=now)
-                matches = book.match(order, price, lots)
-                if matches:
-                    self._settle(matches, now)
-                if order.remaining:
-                    book.rest(order)
-                    makers[(side, price)] = order
+                if lots > 0 and (side, price) not in makers:
+                    self._add_maker(symbol, side, price, lots, now)
         self.publish(symbol)
+
+    def _add_maker(self, symbol: str, side: str, price: int, lots: int, now: int) -> None:
+        """A new maker order; where it crosses resting user orders it trades with them first."""
+        book = self.books[symbol]
+        order = SimOrder(0, None, symbol, side, "limit", "GTC", price, lots, created_ms=now)
+        matches = book.match(order, price, lots)
+        if matches:
+            self._settle(matches, now)
+        if order.remaining:
+            book.rest(order)
+            self._maker_orders[symbol][(side, price)] = order
 
     def apply_maker_levels(
         self, symbol: str, bids: list[tuple[int, int]], asks: list[tuple[int, int]]
@@ -394,14 +399,8 @@ class SimVenue:
             order = makers.get((side, price))
             if order is not None:
                 book.resize(order, lots)
-                continue
-            order = SimOrder(0, None, symbol, side, "limit", "GTC", price, lots, created_ms=now)
-            matches = book.match(order, price, lots)
-            if matches:
-                self._settle(matches, now)
-            if order.remaining:
-                book.rest(order)
-                makers[(side, price)] = order
+            else:
+                self._add_maker(symbol, side, price, lots, now)
 
     # ----- orders ---------------------------------------------------------------------
 
@@ -723,8 +722,28 @@ class SimVenue:
             if t.account == account_name and (symbol is None or t.symbol == symbol)
         ]
 
-    def record_withdrawal(self, attempt: WithdrawalAttempt) -> None:
-        self.withdrawals.append(attempt)
+    def move_funds(self, kind: str, key: SimKey, asset: str, amount: str, destination: str) -> None:
+        """A withdraw or transfer request: always recorded, then refused or debited.
+
+        Raises :class:`SimReject` ``not_permitted`` when the key lacks the ``kind``
+        permission, ``bad_amount`` or ``insufficient_balance`` otherwise.
+        """
+        permitted = kind in key.permissions
+        self.withdrawals.append(
+            WithdrawalAttempt(
+                self.name, kind, key.api_key, asset, amount, destination, permitted, self.now_ms()
+            )
+        )
+        if not permitted:
+            raise SimReject(NOT_PERMITTED, f"the key may not {kind}")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise SimReject(BAD_AMOUNT, f"amount {amount!r} is not a number") from None
+        account = self.accounts[key.account]
+        if not value > 0 or account.free.get(asset, Decimal(0)) < value:
+            raise SimReject(INSUFFICIENT_BALANCE, f"cannot {kind} {amount} {asset}")
+        account.free[asset] -= value
 
 
 __all__ = [
