@@ -125,6 +125,18 @@ class ControlApi:
     async def keys(self, request: web.Request) -> web.Response:
         return _json(self.server.api_keys())
 
+    async def set_key(self, request: web.Request) -> web.Response:
+        body = await self.body_of(request)
+        venue = self.venue_of(request, body)
+        permissions = body.get("permissions")
+        if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+            raise BadRequest('\'permissions\' must be a list such as ["read", "trade"]')
+        try:
+            self.server.set_key_permissions(venue.name, str(body.get("apiKey", "")), permissions)
+        except (KeyError, ValueError) as exc:
+            raise BadRequest(str(exc).strip("'\"")) from None
+        return _json({"ok": True})
+
     async def orders(self, request: web.Request) -> web.Response:
         venue = self.venue_of(request)
         out = [order_view(venue, o) for o in venue.orders.values() if o.account is not None]
@@ -296,6 +308,7 @@ class ControlApi:
             [
                 web.get("/venues", self.venues),
                 web.get("/keys", self.keys),
+                web.post("/keys", self.set_key),
                 web.get("/orders", self.orders),
                 web.get("/trades", self.trades),
                 web.get("/withdrawals", self.withdrawals),

@@ -192,6 +192,23 @@ class SimServer:
                 return entry
         raise KeyError(f"{venue} has no {'withdraw-enabled' if withdraw else 'trade-only'} key")
 
+    def set_key_permissions(self, venue: str, api_key: str, permissions: list[str]) -> None:
+        """Change a key's rights at run time (e.g. someone enables withdrawals)."""
+        from dataclasses import replace
+
+        from arbot.sim.config import PERMISSIONS
+
+        unknown = sorted(set(permissions) - PERMISSIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown permission(s) {', '.join(unknown)}; use {sorted(PERMISSIONS)}"
+            )
+        sim_venue = self.venues[venue]
+        key = sim_venue.keys.get(api_key)
+        if key is None:
+            raise KeyError(f"{venue} has no key {api_key[:4]}…")
+        sim_venue.keys[api_key] = replace(key, permissions=frozenset(permissions))
+
     # ----- makers ---------------------------------------------------------------------
 
     def set_rate(self, name: str, updates_per_second: float) -> None:

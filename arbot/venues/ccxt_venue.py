@@ -1,0 +1,191 @@
+"""``CcxtVenue``: a venue backed by a (guarded) ccxt exchange.
+
+ccxt's dicts are translated into arbot's models here and nowhere else. Orders pass the
+permission guard first; the ccxt object cannot withdraw or transfer (see ``guard.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from arbot.keys.guard import KeyNotTradeOnly, PermissionGuard
+from arbot.model import (
+    Balance,
+    Market,
+    Order,
+    OrderBook,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    to_decimal,
+)
+from arbot.venues.base import Venue
+from arbot.venues.factory import build_exchange
+
+if TYPE_CHECKING:
+    from arbot.config import VenueConfig
+
+_STATUS = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(0) if value is None else to_decimal(value)
+
+
+class CcxtVenue(Venue):
+    """One account on one exchange through ccxt (REST here; streams live in the feeds)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: VenueConfig,
+        guard: PermissionGuard | None,
+        *,
+        exchange: Any | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.guard = guard
+        self.exchange = exchange or build_exchange(name, config, config.credentials)
+        self.markets: dict[str, Market] = {}
+        if guard is not None and config.credentials is not None:
+            api_key = config.credentials.api_key.get_secret_value()
+
+            async def prove() -> Any:
+                from arbot.keys.permissions import probe_permissions
+
+                return await probe_permissions(self.exchange, config.exchange, api_key)
+
+            guard.register(name, prove, allow_unverified=config.allow_unverified_key)
+
+    async def load_markets(self) -> dict[str, Market]:
+        markets = await self.exchange.load_markets()
+        out = {}
+        for symbol in self.config.symbols:
+            info = markets[symbol]
+            limits = info.get("limits") or {}
+            out[symbol] = Market(
+                venue=self.name,
+                symbol=symbol,
+                base=info["base"],
+                quote=info["quote"],
+                price_tick=_dec(info["precision"]["price"]),
+                amount_step=_dec(info["precision"]["amount"]),
+                min_amount=_dec((limits.get("amount") or {}).get("min")),
+                min_notional=_dec((limits.get("cost") or {}).get("min")),
+                max_amount=None
+                if (limits.get("amount") or {}).get("max") is None
+                else _dec(limits["amount"]["max"]),
+                taker_fee=self.config.taker_fee
+                if self.config.taker_fee is not None
+                else _dec(info.get("taker")),
+                maker_fee=self.config.maker_fee
+                if self.config.maker_fee is not None
+                else _dec(info.get("maker")),
+            )
+        self.markets = out
+        return out
+
+    async def fetch_balances(self) -> dict[str, Balance]:
+        raw = await self.exchange.fetch_balance()
+        return {
+            asset: Balance(
+                self.name, asset, _dec(raw[asset].get("free")), _dec(raw[asset].get("used"))
+            )
+            for asset in raw.get("total", {})
+        }
+
+    async def fetch_order_book(self, symbol: str, limit: int = 20) -> OrderBook:
+        raw = await self.exchange.fetch_order_book(symbol, limit)
+        return OrderBook.checked(
+            self.name,
+            symbol,
+            [(float(p), float(q)) for p, q, *_ in raw["bids"]],
+            [(float(p), float(q)) for p, q, *_ in raw["asks"]],
+            raw.get("timestamp"),
+            sequence=raw.get("nonce"),
+        )
+
+    async def create_order(self, order: Order) -> Order:
+        if self.guard is None:
+            raise KeyNotTradeOnly(f"{self.name}: no permission guard; refusing to send orders")
+        await self.guard.require(self.name)
+        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
+        if order.type is OrderType.LIMIT:
+            params["timeInForce"] = order.time_in_force.value
+        raw = await self.exchange.create_order(
+            order.symbol,
+            order.type.value,
+            order.side.value,
+            float(order.amount),
+            None if order.price is None else float(order.price),
+            params,
+        )
+        if raw.get("status") is None or raw.get("filled") is None:
+            # Some venues (OKX) answer a new order with its id only: ask for the rest.
+            return await self.fetch_order(replace(order, exchange_order_id=str(raw["id"])))
+        return self._order(raw, order)
+
+    async def cancel_order(self, order: Order) -> Order:
+        await self.exchange.cancel_order(
+            order.exchange_order_id, order.symbol, self._id_params(order)
+        )
+        return await self.fetch_order(order)
+
+    async def fetch_order(self, order: Order) -> Order:
+        raw = await self.exchange.fetch_order(
+            order.exchange_order_id, order.symbol, self._id_params(order)
+        )
+        return self._order(raw, order)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        symbols = [symbol] if symbol else list(self.config.symbols)
+        out = []
+        for name in symbols:
+            for raw in await self.exchange.fetch_open_orders(name):
+                out.append(self._order(raw, None))
+        return out
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    @staticmethod
+    def _id_params(order: Order) -> dict[str, Any]:
+        return {} if order.exchange_order_id else {"clientOrderId": order.client_order_id}
+
+    def _order(self, raw: dict[str, Any], sent: Order | None) -> Order:
+        kind = raw.get("type")
+        order_type = (
+            OrderType(kind)
+            if kind in ("limit", "market")
+            else (sent.type if sent else OrderType.LIMIT)
+        )
+        tif = raw.get("timeInForce")
+        amount = raw.get("amount")
+        return Order(
+            client_order_id=sent.client_order_id if sent else str(raw.get("clientOrderId") or ""),
+            venue=self.name,
+            symbol=str(raw.get("symbol") or (sent.symbol if sent else "")),
+            side=Side(raw["side"]) if raw.get("side") else (sent.side if sent else Side.BUY),
+            type=order_type,
+            amount=_dec(amount) if amount is not None else (sent.amount if sent else Decimal(0)),
+            price=None if raw.get("price") is None else _dec(raw["price"]),
+            time_in_force=TimeInForce(tif)
+            if tif in ("GTC", "IOC", "FOK")
+            else (sent.time_in_force if sent else TimeInForce.GTC),
+            status=_STATUS.get(str(raw.get("status")), OrderStatus.UNKNOWN),
+            filled=_dec(raw.get("filled")),
+            average_price=None if raw.get("average") is None else _dec(raw["average"]),
+            exchange_order_id=str(raw["id"]) if raw.get("id") is not None else None,
+            created_ms=int(raw.get("timestamp") or 0),
+            updated_ms=int(raw.get("lastUpdateTimestamp") or raw.get("timestamp") or 0),
+        )
