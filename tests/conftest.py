@@ -65,3 +65,19 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("ARBOT_") and name not in (PG_ENV, "ARBOT_TEST_SHARED_DATA"):
             monkeypatch.delenv(name)
+
+
+CANARY = "CANARY"
+"""Every canary secret in the suite contains this; none may reach captured output."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Fail any test whose captured stdout, stderr or log contains a canary secret."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.passed:
+        leaked = [name for name, content in report.sections if CANARY in content]
+        if leaked:
+            report.outcome = "failed"
+            report.longrepr = f"a canary secret appeared in {', '.join(leaked)}"

@@ -257,7 +257,11 @@ async def test_check_against_the_simulator(
     assert report["keys"][0]["withdraw"] is withdraw
     listed = json.loads((await run_keys(cwd, "list", "--json"))[1])
     assert all(r["last_verdict"] == ("unsafe" if withdraw else "trade_only") for r in listed)
+    stored = b"".join(p.read_bytes() for p in cwd.rglob("*") if p.is_file())
+    assert b"permission_checks" in stored or (cwd / "arbot.db").exists()
     for venue in ("binance", "okx"):
         assert frozen_sim.venues[venue].withdrawals == []
-        for secret in (frozen_sim.key(venue, withdraw=withdraw)["secret"],):
-            assert secret not in out + err
+        key = frozen_sim.key(venue, withdraw=withdraw)
+        assert key["secret"] not in out + err
+        assert key["secret"].encode() not in stored  # database, config, keystore
+        assert key["apiKey"].encode() not in stored

@@ -206,6 +206,7 @@ async def test_permission_endpoint_reports_each_keys_rights(
                 assert answer["data"][0]["ip"] == ""
 
 
+@pytest.mark.sim_withdrawals_expected
 async def test_every_withdraw_attempt_is_recorded(frozen_sim: SimServer, venue: str) -> None:
     assert frozen_sim.venues[venue].withdrawals == []
     async with ccxt_client(frozen_sim, venue, websocket=False) as ex:
