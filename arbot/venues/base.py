@@ -32,6 +32,19 @@ class Venue(ABC):
         """A REST snapshot of the book (streams come through the feeds)."""
 
     @abstractmethod
+    async def watch_order_book(self, symbol: str, depth: int) -> OrderBook:
+        """The next state of the streamed book (top ``depth`` levels).
+
+        Raises :class:`~arbot.venues.errors.BookGap` when the stream lost a message (call
+        again to resynchronise) and :class:`~arbot.venues.errors.VenueUnavailable` when
+        the connection failed (call again after a backoff to reconnect).
+        """
+
+    @abstractmethod
+    async def reset_streams(self) -> None:
+        """Drop every stream connection so the next watch reconnects (a stalled feed)."""
+
+    @abstractmethod
     async def create_order(self, order: Order) -> Order:
         """Send ``order`` (its client order id is kept) and return what the venue says.
 

@@ -6,6 +6,7 @@ permission guard first; the ccxt object cannot withdraw or transfer (see ``guard
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from arbot.model import (
     to_decimal,
 )
 from arbot.venues.base import Venue
+from arbot.venues.errors import BookGap, RateLimited, VenueUnavailable
 from arbot.venues.factory import build_exchange
 
 if TYPE_CHECKING:
@@ -114,6 +116,39 @@ class CcxtVenue(Venue):
             raw.get("timestamp"),
             sequence=raw.get("nonce"),
         )
+
+    async def watch_order_book(self, symbol: str, depth: int) -> OrderBook:
+        import ccxt
+
+        try:
+            raw = await self.exchange.watch_order_book(symbol)
+        except ccxt.InvalidNonce as exc:  # ChecksumError is one too
+            raise BookGap(
+                self.name, f"{symbol} book out of sequence ({type(exc).__name__})"
+            ) from None
+        except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
+            raise RateLimited(
+                self.name, f"{symbol} stream rate limited: {type(exc).__name__}"
+            ) from None
+        except ccxt.NetworkError as exc:
+            raise VenueUnavailable(
+                self.name, f"{symbol} stream failed: {type(exc).__name__}"
+            ) from None
+        bids = raw["bids"]
+        asks = raw["asks"]
+        return OrderBook(
+            self.name,
+            symbol,
+            [(level[0], level[1]) for level in bids[:depth]],
+            [(level[0], level[1]) for level in asks[:depth]],
+            raw.get("timestamp"),
+            time.time_ns(),
+            raw.get("nonce"),
+        )
+
+    async def reset_streams(self) -> None:
+        for client in list(getattr(self.exchange, "clients", {}).values()):
+            await client.close()
 
     async def create_order(self, order: Order) -> Order:
         if self.guard is None:

@@ -1,0 +1,1 @@
+"""Market data: streaming books into the engine (recording and importers come next)."""

@@ -1,0 +1,157 @@
+"""One streaming book per (venue, symbol): normalised updates, reconnects, resyncs, staleness.
+
+The feed owns the stream's failure handling so nothing downstream has to:
+
+* a sequence gap (:class:`BookGap`) → count it and watch again at once: the venue takes
+  a fresh snapshot and resynchronises;
+* a failed connection (:class:`VenueUnavailable`) → count a reconnect and watch again
+  after an exponential backoff with full jitter (capped), reset by the next update;
+* a silent stream (no update for ``stall_after_s``) → count a stall, drop the venue's
+  stream connections, and reconnect.
+
+Every update becomes one :class:`BookUpdate` handed synchronously to ``on_update`` (the
+engine); :meth:`BookFeed.is_stale` tells strategies and risk whether the latest book is
+older than ``max_book_age_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from arbot.model import Level
+from arbot.venues.base import Venue
+from arbot.venues.errors import BookGap, RateLimited, VenueUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    """A normalised L2 top-of-book: bids descending, asks ascending, ``depth`` levels."""
+
+    venue: str
+    symbol: str
+    bids: list[Level]
+    asks: list[Level]
+    exchange_ms: int | None
+    received_ns: int
+    sequence: int | None
+
+
+@dataclass(slots=True)
+class FeedStats:
+    """Counters of one feed; rates and ages are computed when asked."""
+
+    updates: int = 0
+    gaps: int = 0
+    reconnects: int = 0
+    stalls: int = 0
+    rate_limited: int = 0
+    started_ns: int = 0
+    last_received_ns: int = 0
+    last_exchange_ms: int | None = None
+    last_latency_ms: float | None = None
+
+    def updates_per_s(self, now_ns: int) -> float:
+        elapsed = (now_ns - self.started_ns) / 1e9
+        return self.updates / elapsed if elapsed > 0 else 0.0
+
+    def age_ms(self, now_ns: int) -> float | None:
+        return None if not self.last_received_ns else (now_ns - self.last_received_ns) / 1e6
+
+
+class BookFeed:
+    """Streams one symbol of one venue until cancelled."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        symbol: str,
+        on_update: Callable[[BookUpdate], None],
+        *,
+        depth: int = 20,
+        max_book_age_ms: float = 1000.0,
+        stall_after_s: float = 10.0,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 30.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.on_update = on_update
+        self.depth = depth
+        self.max_book_age_ms = max_book_age_ms
+        self.stall_after_s = stall_after_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.stats = FeedStats()
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._backoff = backoff_initial_s
+        self._on_event = on_event
+
+    def _event(self, kind: str) -> None:
+        """Tell the owner about a gap, stall or reconnect (progress displays, logs, tests)."""
+        if self._on_event is not None:
+            self._on_event(kind)
+
+    @property
+    def name(self) -> str:
+        return f"{self.venue.name}:{self.symbol}"
+
+    def is_stale(self, now_ns: int | None = None) -> bool:
+        """True when no update arrived within ``max_book_age_ms`` (or none ever)."""
+        age = self.stats.age_ms(time.time_ns() if now_ns is None else now_ns)
+        return age is None or age > self.max_book_age_ms
+
+    async def run(self) -> None:
+        self.stats.started_ns = time.time_ns()
+        while True:
+            try:
+                book = await asyncio.wait_for(
+                    self.venue.watch_order_book(self.symbol, self.depth), self.stall_after_s
+                )
+            except BookGap:
+                self.stats.gaps += 1
+                self._event("gap")
+                continue  # watching again resubscribes and takes a fresh snapshot
+            except TimeoutError:
+                self.stats.stalls += 1
+                self.stats.reconnects += 1
+                self._event("stall")
+                await self.venue.reset_streams()
+                continue
+            except VenueUnavailable as exc:
+                self.stats.reconnects += 1
+                if isinstance(exc, RateLimited):
+                    self.stats.rate_limited += 1
+                self._event("reconnect")
+                await self._back_off()
+                continue
+            self._backoff = self.backoff_initial_s
+            stats = self.stats
+            stats.updates += 1
+            stats.last_received_ns = book.received_ns
+            stats.last_exchange_ms = book.timestamp_ms
+            if book.timestamp_ms is not None:
+                stats.last_latency_ms = book.received_ns / 1e6 - book.timestamp_ms
+            self.on_update(
+                BookUpdate(
+                    self.venue.name,
+                    self.symbol,
+                    book.bids,
+                    book.asks,
+                    book.timestamp_ms,
+                    book.received_ns,
+                    book.sequence,
+                )
+            )
+
+    async def _back_off(self) -> None:
+        delay = self._rng.uniform(0.0, self._backoff)  # full jitter
+        self._backoff = min(self._backoff * 2.0, self.backoff_max_s)
+        await self._sleep(delay)
