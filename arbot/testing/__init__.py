@@ -6,6 +6,11 @@ Use the fixtures by adding ``pytest_plugins = ["arbot.testing.plugin"]`` to a
 
 from __future__ import annotations
 
-from arbot.testing.sim import ccxt_client, ccxt_client_config, running_simulator
+from arbot.testing.sim import (
+    ccxt_client,
+    ccxt_client_config,
+    running_simulator,
+    sim_venue_config,
+)
 
-__all__ = ["ccxt_client", "ccxt_client_config", "running_simulator"]
+__all__ = ["ccxt_client", "ccxt_client_config", "running_simulator", "sim_venue_config"]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arbot.sim.config import SimConfig, load_sim_config
 from arbot.sim.server import SimServer
+
+if TYPE_CHECKING:
+    from arbot.config import VenueConfig
 
 
 @asynccontextmanager
@@ -99,3 +102,39 @@ def ccxt_client_config(
         if key["password"]:
             config["password"] = key["password"]
     return config
+
+
+def sim_venue_config(
+    server: SimServer,
+    venue: str,
+    *,
+    withdraw_key: bool = False,
+    keys: bool = True,
+    symbols: list[str] | None = None,
+    allow_unverified: bool = False,
+) -> VenueConfig:
+    """arbot's own venue settings for ``venue`` of ``server``, with a simulator key.
+
+    The credentials are what ``arbot keys add`` would have stored: the venue's trade-only
+    key, or its withdraw-enabled one with ``withdraw_key`` (to test refusals).
+    """
+    from pydantic import SecretStr
+
+    from arbot.config import VenueConfig
+    from arbot.keys.credentials import Credentials
+
+    credentials = None
+    if keys:
+        key = server.key(venue, withdraw=withdraw_key)
+        credentials = Credentials(
+            api_key=SecretStr(key["apiKey"]),
+            secret=SecretStr(key["secret"]),
+            password=SecretStr(key["password"]) if key["password"] else None,
+        )
+    return VenueConfig(
+        exchange=server.venues[venue].protocol,
+        symbols=symbols or ["BTC/USDT", "ETH/USDT"],
+        endpoint=server.venue_url(venue),
+        allow_unverified_key=allow_unverified,
+        credentials=credentials,
+    )

@@ -26,6 +26,7 @@ from arbot.model import (
 from arbot.venues.base import Venue
 from arbot.venues.errors import BookGap, RateLimited, VenueUnavailable
 from arbot.venues.factory import build_exchange
+from arbot.venues.rest import RestGate
 
 if TYPE_CHECKING:
     from arbot.config import VenueConfig
@@ -59,6 +60,8 @@ class CcxtVenue(Venue):
         self.guard = guard
         self.exchange = exchange or build_exchange(name, config, config.credentials)
         self.markets: dict[str, Market] = {}
+        default_rate = 1000.0 / float(getattr(self.exchange, "rateLimit", 100) or 100)
+        self.rest = RestGate(name, config.rate_limit or default_rate)
         if guard is not None and config.credentials is not None:
             api_key = config.credentials.api_key.get_secret_value()
 
@@ -70,7 +73,7 @@ class CcxtVenue(Venue):
             guard.register(name, prove, allow_unverified=config.allow_unverified_key)
 
     async def load_markets(self) -> dict[str, Market]:
-        markets = await self.exchange.load_markets()
+        markets = await self.rest.call(self.exchange.load_markets)
         out = {}
         for symbol in self.config.symbols:
             info = markets[symbol]
@@ -98,7 +101,7 @@ class CcxtVenue(Venue):
         return out
 
     async def fetch_balances(self) -> dict[str, Balance]:
-        raw = await self.exchange.fetch_balance()
+        raw = await self.rest.call(self.exchange.fetch_balance)
         return {
             asset: Balance(
                 self.name, asset, _dec(raw[asset].get("free")), _dec(raw[asset].get("used"))
@@ -107,7 +110,7 @@ class CcxtVenue(Venue):
         }
 
     async def fetch_order_book(self, symbol: str, limit: int = 20) -> OrderBook:
-        raw = await self.exchange.fetch_order_book(symbol, limit)
+        raw = await self.rest.call(self.exchange.fetch_order_book, symbol, limit)
         return OrderBook.checked(
             self.name,
             symbol,
@@ -157,13 +160,15 @@ class CcxtVenue(Venue):
         params: dict[str, Any] = {"clientOrderId": order.client_order_id}
         if order.type is OrderType.LIMIT:
             params["timeInForce"] = order.time_in_force.value
-        raw = await self.exchange.create_order(
+        raw = await self.rest.call(
+            self.exchange.create_order,
             order.symbol,
             order.type.value,
             order.side.value,
             float(order.amount),
             None if order.price is None else float(order.price),
             params,
+            idempotent=False,
         )
         if raw.get("status") is None or raw.get("filled") is None:
             # Some venues (OKX) answer a new order with its id only: ask for the rest.
@@ -171,14 +176,17 @@ class CcxtVenue(Venue):
         return self._order(raw, order)
 
     async def cancel_order(self, order: Order) -> Order:
-        await self.exchange.cancel_order(
-            order.exchange_order_id, order.symbol, self._id_params(order)
+        await self.rest.call(
+            self.exchange.cancel_order,
+            order.exchange_order_id,
+            order.symbol,
+            self._id_params(order),
         )
         return await self.fetch_order(order)
 
     async def fetch_order(self, order: Order) -> Order:
-        raw = await self.exchange.fetch_order(
-            order.exchange_order_id, order.symbol, self._id_params(order)
+        raw = await self.rest.call(
+            self.exchange.fetch_order, order.exchange_order_id, order.symbol, self._id_params(order)
         )
         return self._order(raw, order)
 
@@ -186,7 +194,7 @@ class CcxtVenue(Venue):
         symbols = [symbol] if symbol else list(self.config.symbols)
         out = []
         for name in symbols:
-            for raw in await self.exchange.fetch_open_orders(name):
+            for raw in await self.rest.call(self.exchange.fetch_open_orders, name):
                 out.append(self._order(raw, None))
         return out
 

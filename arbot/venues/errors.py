@@ -3,6 +3,7 @@
 ::
 
     VenueError                  the venue refused or failed; not retried blindly
+    ├── OrderRejected           the venue refused an order (funds, filters, price limits)
     ├── BookGap                 a book stream lost a message: resynchronise now
     └── VenueUnavailable        network, timeout, maintenance: retry with backoff
         └── RateLimited         429/418: back off longer
@@ -17,6 +18,10 @@ class VenueError(ArbotError):
     def __init__(self, venue: str, message: str) -> None:
         super().__init__(f"{venue}: {message}")
         self.venue = venue
+
+
+class OrderRejected(VenueError):
+    """The venue refused an order; the message says why (insufficient funds, filters...)."""
 
 
 class BookGap(VenueError):

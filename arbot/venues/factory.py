@@ -17,8 +17,8 @@ def build_exchange(
 ) -> Any:
     """A ccxt (``ccxt.pro`` when ``websocket``) exchange that cannot withdraw or transfer.
 
-    With an ``endpoint`` every URL points there (verified) and ccxt's own rate limiter is
-    off (the local server needs none); otherwise ccxt's limiter stays on.
+    With an ``endpoint`` every URL points there (verified). ccxt's own rate limiter is
+    off: every REST call goes through the venue's :class:`~arbot.venues.rest.RestGate`.
     """
     if websocket:
         import ccxt.pro as module
@@ -26,7 +26,7 @@ def build_exchange(
         import ccxt.async_support as module
 
     cls = getattr(module, config.exchange)
-    settings: dict[str, Any] = {"enableRateLimit": config.endpoint is None, "timeout": 10_000}
+    settings: dict[str, Any] = {"enableRateLimit": False, "timeout": 10_000}
     if credentials is not None:
         settings.update(credentials.ccxt_config())
     exchange = guarded_class(cls)(settings)

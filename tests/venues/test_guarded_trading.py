@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from arbot.config import VenueConfig
-from arbot.keys.credentials import Credentials
 from arbot.keys.guard import KeyNotTradeOnly, PermissionGuard, TradingHalted
 from arbot.keys.model import KeyPermissions
 from arbot.model import Order, OrderStatus, OrderType, Side, TimeInForce
 from arbot.sim.server import SimServer
 from arbot.store import Store
 from arbot.store.records import latest_permission_checks, record_permission_check
+from arbot.testing import sim_venue_config
 from arbot.venues.base import Venue, cancel_all_open_orders
 from arbot.venues.ccxt_venue import CcxtVenue
 from arbot.venues.factory import build_exchange
@@ -34,18 +33,7 @@ VENUES = ["binance", "okx"]
 def venue_config(
     server: SimServer, venue: str, *, withdraw: bool, allow_unverified: bool = False
 ) -> VenueConfig:
-    key = server.key(venue, withdraw=withdraw)
-    return VenueConfig(
-        exchange=server.venues[venue].protocol,
-        symbols=["BTC/USDT", "ETH/USDT"],
-        endpoint=server.venue_url(venue),
-        allow_unverified_key=allow_unverified,
-        credentials=Credentials(
-            api_key=SecretStr(key["apiKey"]),
-            secret=SecretStr(key["secret"]),
-            password=SecretStr(key["password"]) if key["password"] else None,
-        ),
-    )
+    return sim_venue_config(server, venue, withdraw_key=withdraw, allow_unverified=allow_unverified)
 
 
 class Clock:
