@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from arbot import __version__
-from arbot.cli import _common, config, db, keys, project, sim, stubs
+from arbot.cli import _common, config, data, db, keys, project, record, sim, stubs
 
 HELP = """arbot: multi-exchange crypto arbitrage with trade-only keys.
 
@@ -55,6 +55,8 @@ def build_app() -> typer.Typer:
     app.add_typer(config.app, name="config")
     app.add_typer(db.app, name="db")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(data.app, name="data")
+    record.register(app)
     sim.register(app)
     stubs.register(app)
     return app

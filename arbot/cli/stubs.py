@@ -10,8 +10,6 @@ PLANNED: dict[str, str] = {
     "run": "Run the trading daemon (paper or live).",
     "demo": "Run the self-contained demo against the local simulator.",
     "backtest": "Replay recorded books through strategy, risk and executor.",
-    "record": "Record live order books to a Parquet dataset.",
-    "data": "Import and inspect recorded market data.",
     "strategy": "List, scaffold and describe strategy plugins.",
     "status": "Show the running daemon's feeds, risk state and PnL.",
     "report": "Summarise trades and PnL from the database.",

@@ -41,7 +41,7 @@ def test_version(tmp_path: Path) -> None:
 def test_help_lists_every_command_group(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ["init", "config", "db", "keys", "sim", *PLANNED]:
+    for name in ["init", "config", "data", "db", "keys", "record", "sim", *PLANNED]:
         assert f"\n  {name} " in out, name
     assert "Exit codes" in out
 

@@ -1,0 +1,172 @@
+"""``arbot record``: stream every configured book into a Parquet dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from arbot.cli._common import ConfigOption
+
+SHUTDOWN_TIMEOUT_S = 5.0
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from arbot.config import Settings
+    from arbot.feeds.book_feed import BookFeed
+
+
+def record(
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder (created if missing).")],
+    config: ConfigOption = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C)."),
+    ] = None,
+    depth: Annotated[int, typer.Option("--depth", help="Levels per side to record.")] = 20,
+) -> None:
+    """Record every book update of every configured venue and symbol (Ctrl-C stops cleanly)."""
+    import asyncio
+
+    from arbot.cli._common import load_settings
+    from arbot.errors import ArbotError
+
+    if duration is not None and duration <= 0:
+        raise ArbotError(f"--duration {duration}: expected a positive number of seconds")
+    if not 1 <= depth <= 1000:
+        raise ArbotError(f"--depth {depth}: expected 1..1000 levels")
+    settings = load_settings(config)
+    if not settings.venues:
+        raise ArbotError("no [venues] configured; add at least one venue to record")
+    asyncio.run(_record(settings, out, duration, depth))
+
+
+async def _record(settings: Settings, out: Path, duration: float | None, depth: int) -> None:
+    import asyncio
+    import contextlib
+    import signal
+    import sys
+
+    from arbot.feeds.book_feed import BookFeed
+    from arbot.feeds.dataset import DatasetWriter
+    from arbot.venues.ccxt_venue import CcxtVenue
+
+    venues = [CcxtVenue(name, cfg, None) for name, cfg in settings.venues.items()]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    with DatasetWriter(out, depth=depth) as writer:
+        feeds = [
+            BookFeed(
+                venue,
+                symbol,
+                writer.write,
+                depth=depth,
+                max_book_age_ms=settings.risk.max_book_age_ms,
+            )
+            for venue in venues
+            for symbol in venue.config.symbols
+        ]
+        tasks = [asyncio.create_task(feed.run(), name=f"feed-{feed.name}") for feed in feeds]
+        live = _Progress(feeds) if sys.stdout.isatty() else None
+        try:
+            deadline = None if duration is None else loop.time() + duration
+            while not stop.is_set():
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=min(1.0, remaining or 1.0))
+                writer.flush_due()
+                if live is not None:
+                    live.refresh()
+                failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+                if failed:
+                    raise failed[0].exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Staged, bounded teardown: feeds, then connections; the dataset closes last
+            # (leaving the ``with``) so every recorded row is published.
+            _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S)
+            if live is not None:
+                live.stop()
+            for venue in venues:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(venue.close(), SHUTDOWN_TIMEOUT_S)
+            if stuck:
+                print(
+                    f"arbot: warning: {len(stuck)} feed(s) did not stop within "
+                    f"{SHUTDOWN_TIMEOUT_S:.0f} s",
+                    file=sys.stderr,
+                )
+    _summary(feeds, out)
+
+
+class _Progress:
+    """A live table of the feeds on a terminal."""
+
+    def __init__(self, feeds: list[BookFeed]) -> None:
+        from rich.live import Live
+
+        self.feeds = feeds
+        self.live = Live(self._table(), refresh_per_second=2, transient=True)
+        self.live.start()
+
+    def _table(self) -> Table:
+        import time
+
+        from rich.table import Table
+
+        now = time.time_ns()
+        table = Table("feed", "updates", "updates/s", "gaps", "reconnects", "stalls", "age ms")
+        for feed in self.feeds:
+            s = feed.stats
+            age = s.age_ms(now)
+            table.add_row(
+                feed.name,
+                f"{s.updates:,}",
+                f"{s.updates_per_s(now):.1f}",
+                str(s.gaps),
+                str(s.reconnects),
+                str(s.stalls),
+                "-" if age is None else f"{age:.0f}",
+            )
+        return table
+
+    def refresh(self) -> None:
+        self.live.update(self._table())
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+def _summary(feeds: list[BookFeed], out: Path) -> None:
+    import sys
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    now = time.time_ns()
+    table = Table(
+        "feed", "updates", "updates/s", "gaps", "reconnects", "stalls", title=f"recorded into {out}"
+    )
+    for feed in feeds:
+        s = feed.stats
+        table.add_row(
+            feed.name,
+            f"{s.updates:,}",
+            f"{s.updates_per_s(now):.1f}",
+            str(s.gaps),
+            str(s.reconnects),
+            str(s.stalls),
+        )
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("record")(record)
