@@ -12,6 +12,30 @@ from arbot.cli._common import JsonOption, print_json
 app = typer.Typer(help="Import and inspect recorded market data.", no_args_is_help=True)
 
 
+@app.command("import")
+def import_(
+    fmt: Annotated[
+        str,
+        typer.Argument(metavar="FORMAT", help="snapshot-csv, binance-capture, tardis or arbot."),
+    ],
+    source: Annotated[Path, typer.Argument(help="File or folder to import.")],
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder (created if missing).")],
+    venue: Annotated[str | None, typer.Option("--venue", help="Only this venue.")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol.")] = None,
+    depth: Annotated[int, typer.Option("--depth", help="Levels per side to keep.")] = 20,
+) -> None:
+    """Import recorded books into a dataset (checked whole before anything is written)."""
+    from arbot.errors import ArbotError
+    from arbot.feeds.importers import import_books
+
+    if not 1 <= depth <= 1000:
+        raise ArbotError(f"--depth {depth}: expected 1..1000 levels")
+    stats = import_books(fmt, source, out, depth=depth, venue=venue, symbol=symbol)
+    for (name, sym), rows in sorted(stats.rows.items()):
+        typer.echo(f"{name} {sym}: {rows:,} rows")
+    typer.echo(f"imported into {out}")
+
+
 @app.command("info")
 def info(
     directory: Annotated[Path, typer.Argument(help="Dataset folder.")],
