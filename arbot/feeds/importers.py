@@ -9,6 +9,7 @@ lots on the venue's inferred grid) whose top ``depth`` levels become one dataset
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,12 +90,14 @@ def import_books(
 
 
 class _LocalBook:
-    """Exact levels (ticks → lots) of one recorded book, and its top as floats."""
+    """Exact levels (ticks → lots) of one recorded book, prices kept sorted, top as floats."""
 
     def __init__(self, market: SimMarket) -> None:
         self.market = market
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
+        self._bid_prices: list[int] = []  # ascending; the best bid is last
+        self._ask_prices: list[int] = []  # ascending; the best ask is first
         self._prices: dict[int, float] = {}
         self._amounts: dict[int, float] = {}
 
@@ -104,16 +107,23 @@ class _LocalBook:
         if replace:
             self.bids.clear()
             self.asks.clear()
-        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            self._bid_prices.clear()
+            self._ask_prices.clear()
+        for side, prices, levels in (
+            (self.bids, self._bid_prices, bids),
+            (self.asks, self._ask_prices, asks),
+        ):
             for price, lots in levels:
                 if lots:
+                    if price not in side:
+                        insort(prices, price)
                     side[price] = lots
-                else:
-                    side.pop(price, None)
+                elif side.pop(price, None) is not None:
+                    del prices[bisect_left(prices, price)]
 
     def top(self, depth: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-        bids = [self._level(p, self.bids[p]) for p in sorted(self.bids, reverse=True)[:depth]]
-        asks = [self._level(p, self.asks[p]) for p in sorted(self.asks)[:depth]]
+        bids = [self._level(p, self.bids[p]) for p in reversed(self._bid_prices[-depth:])]
+        asks = [self._level(p, self.asks[p]) for p in self._ask_prices[:depth]]
         return bids, asks
 
     def _level(self, ticks: int, lots: int) -> tuple[float, float]:
