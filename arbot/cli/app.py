@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from arbot import __version__
-from arbot.cli import _common, config, data, db, keys, project, record, sim, stubs
+from arbot.cli import _common
+from arbot.cli.lazy import LazyGroup
 
 HELP = """arbot: multi-exchange crypto arbitrage with trade-only keys.
 
@@ -49,14 +50,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
+        cls=LazyGroup,
     )
-    app.callback()(_root)
-    project.register(app)
-    app.add_typer(config.app, name="config")
-    app.add_typer(db.app, name="db")
-    app.add_typer(keys.app, name="keys")
-    app.add_typer(data.app, name="data")
-    record.register(app)
-    sim.register(app)
-    stubs.register(app)
+    app.callback()(_root)  # commands come from arbot.cli.lazy.COMMANDS, built when used
     return app

@@ -187,3 +187,12 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "No such option" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_lazy_command_table_matches_the_real_commands() -> None:
+    from arbot.cli.lazy import COMMANDS, build
+
+    for name, entry in COMMANDS.items():
+        command = build(name, entry)
+        text = (command.help or "").strip().splitlines()[0]
+        assert text == entry.help, name
