@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -179,7 +180,7 @@ def test_a_truncated_file_is_named_and_refused(tmp_path: Path, data: st.DataObje
 def test_any_credentials_round_trip_exactly(
     tmp_path: Path, entries: dict[str, tuple[str, str, str | None]]
 ) -> None:
-    path = tmp_path / f"k{abs(hash(tuple(entries)))}.enc"
+    path = tmp_path / f"k{uuid.uuid4().hex}.enc"  # a fresh file per example
     store = Keystore.create(path, PASS, scrypt_n=FAST_N)
     for venue, (key, secret, password) in entries.items():
         store.add(venue, creds(key, secret, password))
