@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 def record(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Dataset folder (created if missing).")],
     config: ConfigOption = None,
     duration: Annotated[
@@ -30,7 +31,7 @@ def record(
     """Record every book update of every configured venue and symbol (Ctrl-C stops cleanly)."""
     import asyncio
 
-    from arbot.cli._common import load_settings
+    from arbot.cli._common import load_settings, setup_logging
     from arbot.errors import ArbotError
 
     if duration is not None and duration <= 0:
@@ -38,6 +39,7 @@ def record(
     if not 1 <= depth <= 1000:
         raise ArbotError(f"--depth {depth}: expected 1..1000 levels")
     settings = load_settings(config)
+    setup_logging(ctx, settings)
     if not settings.venues:
         raise ArbotError("no [venues] configured; add at least one venue to record")
     asyncio.run(_record(settings, out, duration, depth))
@@ -117,25 +119,7 @@ class _Progress:
         self.live.start()
 
     def _table(self) -> Table:
-        import time
-
-        from rich.table import Table
-
-        now = time.time_ns()
-        table = Table("feed", "updates", "updates/s", "gaps", "reconnects", "stalls", "age ms")
-        for feed in self.feeds:
-            s = feed.stats
-            age = s.age_ms(now)
-            table.add_row(
-                feed.name,
-                f"{s.updates:,}",
-                f"{s.updates_per_s(now):.1f}",
-                str(s.gaps),
-                str(s.reconnects),
-                str(s.stalls),
-                "-" if age is None else f"{age:.0f}",
-            )
-        return table
+        return _feed_table(self.feeds, with_age=True)
 
     def refresh(self) -> None:
         self.live.update(self._table())
@@ -144,27 +128,38 @@ class _Progress:
         self.live.stop()
 
 
-def _summary(feeds: list[BookFeed], out: Path) -> None:
-    import sys
+def _feed_table(feeds: list[BookFeed], *, with_age: bool, title: str | None = None) -> Table:
+    """Per-feed counters: the live display (with book age) and the final summary."""
     import time
 
-    from rich.console import Console
     from rich.table import Table
 
     now = time.time_ns()
-    table = Table(
-        "feed", "updates", "updates/s", "gaps", "reconnects", "stalls", title=f"recorded into {out}"
-    )
+    columns = ["feed", "updates", "updates/s", "gaps", "reconnects", "stalls"]
+    table = Table(*columns, *(["age ms"] if with_age else []), title=title)
     for feed in feeds:
         s = feed.stats
-        table.add_row(
+        row = [
             feed.name,
             f"{s.updates:,}",
             f"{s.updates_per_s(now):.1f}",
             str(s.gaps),
             str(s.reconnects),
             str(s.stalls),
-        )
+        ]
+        if with_age:
+            age = s.age_ms(now)
+            row.append("-" if age is None else f"{age:.0f}")
+        table.add_row(*row)
+    return table
+
+
+def _summary(feeds: list[BookFeed], out: Path) -> None:
+    import sys
+
+    from rich.console import Console
+
+    table = _feed_table(feeds, with_age=False, title=f"recorded into {out}")
     Console(width=None if sys.stdout.isatty() else 120).print(table)
 
 

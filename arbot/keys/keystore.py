@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import stat
 from collections.abc import Iterator
@@ -308,7 +307,3 @@ def _parse_entries(plaintext: bytes, path: Path) -> dict[str, Credentials]:
         }
     except CredentialsError as exc:
         raise KeystoreError(str(exc)) from None
-
-
-def keystore_exists(path: Path) -> bool:
-    return os.path.lexists(path)
