@@ -454,6 +454,35 @@ def _next_number(directory: Path) -> int:
     return highest + 1
 
 
+def adopt_parts(staging: Path | str, root: Path | str) -> list[Path]:
+    """Move every published part of the dataset at ``staging`` into ``root``.
+
+    Parts keep their partition and take the next free numbers there (hard links, so an
+    existing part is never replaced). Used by imports, which write a whole import to a
+    staging dataset and adopt it only once every input line has been checked.
+    """
+    staging, root = Path(staging), Path(root)
+    adopted: list[Path] = []
+    for directory in _partition_dirs(staging):
+        target = root / directory.relative_to(staging)
+        target.mkdir(parents=True, exist_ok=True)
+        number = _next_number(target)
+        for part in _published_parts(directory):
+            while True:
+                destination = target / f"part-{number:05d}.parquet"
+                try:
+                    os.link(part, destination)
+                except FileExistsError:
+                    number += 1
+                    continue
+                break
+            part.unlink()
+            adopted.append(destination)
+            number += 1
+        _fsync_dir(target)
+    return adopted
+
+
 def _read_journal(journal: Path) -> tuple[Any, list[Any]]:
     """The schema and every complete batch of a journal (a torn last batch is dropped)."""
     batches: list[Any] = []
@@ -888,6 +917,7 @@ __all__ = [
     "DatasetError",
     "DatasetWriter",
     "PartitionInfo",
+    "adopt_parts",
     "dataset_info",
     "read_dataset",
     "recover_dataset",

@@ -37,24 +37,19 @@ raises :class:`ReplayError` with one line naming the file, the line and the fix.
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
 import heapq
-import itertools
-import json
 import math
-import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from arbot.errors import ArbotError
+from arbot.feeds.formats import binance_capture, snapshot_csv
+from arbot.feeds.formats._text import head, is_zero, split_symbol
+from arbot.feeds.formats.base import RawBook, RecordingError
 from arbot.sim.book import BUY, SELL
 from arbot.sim.config import SimConfig
 from arbot.sim.venue import SimMarket
@@ -76,44 +71,12 @@ EXPECTED = (
 YIELD_EVERY = 256
 # Quote assets the simulator's config treats as worth 1 USD (no [assets] table needed).
 STABLE = frozenset({"USDT", "USDC", "USD", "FDUSD"})
-# Quote currencies recognised at the end of an exchange symbol; longest match wins.
-QUOTES = (
-    "FDUSD",
-    "USDT",
-    "USDC",
-    "BUSD",
-    "TUSD",
-    "USDP",
-    "DAI",
-    "USD",
-    "BTC",
-    "ETH",
-    "BNB",
-    "EUR",
-    "TRY",
-    "BRL",
-    "GBP",
-    "JPY",
-    "AUD",
-)
-# Symbol suffix in the snapshot CSVs -> (venue name, protocol served).
-CSV_VENUES = {
-    "BNC": ("binance", "binance"),
-    "BINANCE": ("binance", "binance"),
-    "HB": ("huobi", "okx"),
-    "HUOBI": ("huobi", "okx"),
-    "OKX": ("okx", "okx"),
-    "OKEX": ("okx", "okx"),
-}
 QUOTE_BALANCE = Decimal(1_000_000)
 MIN_BASE_BALANCE = Decimal(100)
 
-_CAPTURE_LINE = re.compile(r"^\d+ \{")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-class ReplayError(ArbotError):
-    """The recording cannot be replayed; the message is one line naming file and line."""
+ReplayError = RecordingError
+"""The recording cannot be replayed; the message is one line naming file and line."""
 
 
 Level = tuple[int, int]
@@ -173,294 +136,12 @@ class _Grid:
     def see_mid(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
         if self.mid is not None:
             return
-        best_bid = max((Decimal(p) for p, q in bids if not _is_zero(q)), default=None)
-        best_ask = min((Decimal(p) for p, q in asks if not _is_zero(q)), default=None)
+        best_bid = max((Decimal(p) for p, q in bids if not is_zero(q)), default=None)
+        best_ask = min((Decimal(p) for p, q in asks if not is_zero(q)), default=None)
         if best_bid is not None and best_ask is not None:
             self.mid = (best_bid + best_ask) / 2
         else:
             self.mid = best_bid if best_bid is not None else best_ask
-
-
-def _is_zero(plain: str) -> bool:
-    return not plain.strip("0.")
-
-
-# ----- reading files ------------------------------------------------------------------
-
-
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def _open_text(path: Path) -> IO[str]:
-    if _is_gzip(path):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, text without the newline)``; read errors become one-line errors."""
-    number = 0
-    try:
-        with _open_text(path) as fh:
-            for text in fh:
-                number += 1
-                yield number, text.rstrip("\r\n")
-    except EOFError:
-        raise ReplayError(
-            f"{path}: truncated gzip: the compressed data ends after line {number}, before "
-            "the end-of-stream marker; the file is incomplete (copy or record it again)"
-        ) from None
-    except (gzip.BadGzipFile, zlib.error) as exc:
-        raise ReplayError(
-            f"{path}: corrupt gzip data after line {number} ({exc}); copy or record it again"
-        ) from None
-    except UnicodeDecodeError:
-        raise ReplayError(f"{path}:{number + 1}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
-
-
-def _head(path: Path) -> str:
-    """The first non-blank line of the (decompressed) file, read from its first 64 KiB."""
-    try:
-        with gzip.open(path, "rb") if _is_gzip(path) else path.open("rb") as fh:
-            data = fh.read(65536)
-    except EOFError:
-        raise ReplayError(
-            f"{path}: truncated gzip: the compressed data ends before the end-of-stream "
-            "marker; the file is incomplete (copy or record it again)"
-        ) from None
-    except (gzip.BadGzipFile, zlib.error) as exc:
-        raise ReplayError(f"{path}: corrupt gzip data ({exc}); copy or record it again") from None
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    for line in data.decode("utf-8", "replace").lstrip("\ufeff").splitlines():
-        if line.strip():
-            return line
-    return ""
-
-
-def _excerpt(text: str, size: int = 60) -> str:
-    return repr(text if len(text) <= size else text[:size] + "...")
-
-
-_PLAIN = re.compile(r"\d+(?:\.\d+)?")
-
-
-def _plain(raw: Any, where: str, what: str) -> str:
-    """``raw`` as a plain non-negative decimal string (``"0.00105"``), or a one-line error."""
-    if type(raw) is str and _PLAIN.fullmatch(raw):
-        return raw
-    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
-        raise ReplayError(f"{where}: {what} {_excerpt(str(raw))} is not a decimal number")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ReplayError(f"{where}: {what} {_excerpt(str(raw))} is not a decimal number") from None
-    if not value.is_finite() or value < 0:
-        raise ReplayError(f"{where}: {what} {raw} must be a finite number >= 0")
-    return format(value, "f")
-
-
-def split_symbol(exchange_id: str) -> tuple[str, str] | None:
-    """``BTCUSDT`` -> ``("BTC", "USDT")`` by the longest known quote currency suffix."""
-    upper = exchange_id.upper()
-    for quote in sorted(QUOTES, key=len, reverse=True):
-        if upper.endswith(quote) and len(upper) > len(quote):
-            return upper[: -len(quote)], quote
-    return None
-
-
-# ----- Binance websocket captures -----------------------------------------------------
-
-
-@dataclass(slots=True)
-class _RawBook:
-    """A book event of a capture, before conversion to the market's grid."""
-
-    time_ns: int
-    line: int
-    replace: bool
-    update_id: int
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
-
-
-@dataclass(slots=True)
-class _Diff:
-    line: int
-    first: int
-    last: int
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
-
-
-@dataclass(slots=True)
-class _CaptureReader:
-    """Reads a capture and yields the book events in the order Binance's procedure
-    applies them: each snapshot (``replace``), then the diffs that continue it."""
-
-    path: Path
-    validate_all: bool = True
-    exchange_id: str | None = None
-    snapshots: int = 0
-    _synced: bool = False
-    _first_after_snapshot: bool = False
-    _last_u: int = 0
-    _pending: list[_Diff] = field(default_factory=list)
-    _gap: str | None = None
-
-    def __iter__(self) -> Iterator[_RawBook]:
-        previous_ns: int | None = None
-        for number, text in _lines(self.path):
-            if not text:
-                continue
-            head, _, body = text.partition(" ")
-            if not head.isdigit() or not body.startswith("{"):
-                raise ReplayError(
-                    f"{self.path}:{number}: expected '<receive time ns> <JSON object>', "
-                    f"got {_excerpt(text)}"
-                )
-            time_ns = int(head)
-            if previous_ns is not None and time_ns < previous_ns:
-                raise ReplayError(
-                    f"{self.path}:{number}: receive time {time_ns} is earlier than the previous "
-                    f"line's {previous_ns}; lines must be in the order they were received"
-                )
-            previous_ns = time_ns
-            if (
-                not self.validate_all
-                and '"depthUpdate"' not in body
-                and '"lastUpdateId"' not in body
-            ):
-                continue  # already checked when the file was opened
-            try:
-                message = json.loads(body, parse_float=Decimal)
-            except ValueError:
-                raise ReplayError(
-                    f"{self.path}:{number}: expected '<receive time ns> <JSON object>', "
-                    f"the JSON is invalid: {_excerpt(body)}"
-                ) from None
-            if not isinstance(message, dict):
-                raise ReplayError(f"{self.path}:{number}: the JSON is not an object")
-            yield from self._message(number, time_ns, message)
-        if self.snapshots == 0:
-            raise ReplayError(
-                f"{self.path}: no REST depth snapshot line ('<ns> {{\"lastUpdateId\": ...}}'); "
-                "diffs alone cannot rebuild a book: record the snapshot with the stream "
-                "(hftbacktest writes one when a session starts)"
-            )
-        if self._gap is not None:
-            raise ReplayError(f"{self._gap} and no later snapshot resynchronises the book")
-
-    def _message(self, number: int, time_ns: int, message: dict[str, Any]) -> Iterator[_RawBook]:
-        where = f"{self.path}:{number}"
-        data = message.get("data")
-        if "stream" in message and isinstance(data, dict):
-            stream = str(message["stream"])
-            if data.get("e") == "depthUpdate":
-                yield from self._diff(number, time_ns, data, where, stream)
-            elif "lastUpdateId" in data:
-                raise ReplayError(
-                    f"{where}: partial book depth stream {stream} is not supported; record "
-                    "the diff stream <symbol>@depth@100ms and a REST snapshot"
-                )
-            return
-        if "lastUpdateId" in message and "bids" in message:
-            yield from self._snapshot(number, time_ns, message, where)
-        elif message.get("e") == "depthUpdate":
-            yield from self._diff(number, time_ns, message, where, "")
-
-    def _levels(self, raw: Any, where: str, side: str) -> list[tuple[str, str]]:
-        if not isinstance(raw, list):
-            raise ReplayError(f"{where}: '{side}' must be a list of [price, amount] pairs")
-        levels = []
-        for entry in raw:
-            if not isinstance(entry, list) or len(entry) < 2:
-                raise ReplayError(
-                    f"{where}: '{side}' entry {_excerpt(str(entry))} is not a [price, amount] pair"
-                )
-            price = _plain(entry[0], where, "price")
-            if _is_zero(price):
-                raise ReplayError(f"{where}: price {entry[0]} must be positive")
-            levels.append((price, _plain(entry[1], where, "amount")))
-        return levels
-
-    def _snapshot(
-        self, number: int, time_ns: int, message: dict[str, Any], where: str
-    ) -> Iterator[_RawBook]:
-        last = message.get("lastUpdateId")
-        if not isinstance(last, int) or isinstance(last, bool):
-            raise ReplayError(f"{where}: lastUpdateId must be an integer")
-        bids = self._levels(message.get("bids"), where, "bids")
-        asks = self._levels(message.get("asks"), where, "asks")
-        self.snapshots += 1
-        if self._synced and self._last_u >= last:
-            return  # the diff stream already continues past this snapshot
-        yield _RawBook(time_ns, number, True, last, bids, asks)
-        self._synced = True
-        self._first_after_snapshot = True
-        self._last_u = last
-        self._gap = None
-        pending, self._pending = self._pending, []
-        for diff in pending:
-            yield from self._continue(time_ns, diff)
-
-    def _diff(
-        self, number: int, time_ns: int, data: dict[str, Any], where: str, stream: str
-    ) -> Iterator[_RawBook]:
-        if "pu" in data:
-            raise ReplayError(
-                f"{where}: futures depth stream (has 'pu'); only Binance spot captures replay"
-            )
-        exchange_id = str(data.get("s") or stream.partition("@")[0].upper())
-        if self.exchange_id is None:
-            self.exchange_id = exchange_id
-        elif exchange_id != self.exchange_id:
-            raise ReplayError(
-                f"{where}: depth diff for {exchange_id!r} in a capture of {self.exchange_id!r}; "
-                "replay one symbol per file"
-            )
-        first, last = data.get("U"), data.get("u")
-        if not (isinstance(first, int) and isinstance(last, int)) or first > last:
-            raise ReplayError(f"{where}: a depth diff needs integer update ids U <= u")
-        diff = _Diff(
-            number,
-            first,
-            last,
-            self._levels(data.get("b"), where, "b"),
-            self._levels(data.get("a"), where, "a"),
-        )
-        if self._synced:
-            yield from self._continue(time_ns, diff)
-        else:
-            self._pending.append(diff)
-
-    def _continue(self, time_ns: int, diff: _Diff) -> Iterator[_RawBook]:
-        if not self._synced:
-            self._pending.append(diff)
-            return
-        if diff.last <= self._last_u:
-            return  # older than the book: Binance says drop it
-        expected = self._last_u + 1
-        if self._first_after_snapshot:
-            continues = diff.first <= expected <= diff.last
-        else:
-            continues = diff.first == expected
-        if not continues:
-            self._synced = False
-            self._pending = [diff]
-            wanted = f"U <= {expected} <= u" if self._first_after_snapshot else f"U = {expected}"
-            self._gap = (
-                f"{self.path}:{diff.line}: update-id gap: diff U={diff.first} u={diff.last} but "
-                f"the book is at {self._last_u} (expected {wanted})"
-            )
-            return
-        self._first_after_snapshot = False
-        self._last_u = diff.last
-        yield _RawBook(time_ns, diff.line, False, diff.last, diff.bids, diff.asks)
 
 
 class _CrossCheck:
@@ -473,7 +154,7 @@ class _CrossCheck:
         self._bid_heap: list[float] = []  # negated prices
         self._ask_heap: list[float] = []
 
-    def apply(self, event: _RawBook, where: str) -> None:
+    def apply(self, event: RawBook, where: str) -> None:
         if event.replace:
             self.bids.clear()
             self.asks.clear()
@@ -486,14 +167,14 @@ class _CrossCheck:
         best_bid = self._best(self.bids, self._bid_heap, -1.0)
         best_ask = self._best(self.asks, self._ask_heap, 1.0)
         if best_bid is not None and best_ask is not None and best_bid >= best_ask:
-            raise ReplayError(
+            raise RecordingError(
                 f"{where}: crossed book after this update: best bid {best_bid} >= best ask "
                 f"{best_ask}; the recording is inconsistent"
             )
 
     @staticmethod
     def _store(side: set[float], heap: list[float], price: float, sign: float, amount: str) -> None:
-        if _is_zero(amount):
+        if is_zero(amount):
             side.discard(price)
         elif price not in side:
             side.add(price)
@@ -504,123 +185,6 @@ class _CrossCheck:
         while heap and heap[0] * sign not in side:
             heapq.heappop(heap)
         return heap[0] * sign if heap else None
-
-
-# ----- snapshot CSVs ------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Row:
-    time_ns: int
-    source: str
-    venue: str
-    protocol: str
-    symbol: str
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
-
-
-def _csv_columns(levels: int) -> list[str]:
-    columns = ["timestamp", "symbol"]
-    for prefix in ("b", "bv", "a", "av"):
-        columns += [f"{prefix}{i}" for i in range(1, levels + 1)]
-    return columns
-
-
-def _parse_time(text: str, where: str) -> int:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ReplayError(
-            f"{where}: timestamp {_excerpt(text)} is not an ISO date-time "
-            "like 2021-08-20 00:00:00 (UTC when no offset is given)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
-
-
-def _csv_venue(raw_symbol: str, where: str) -> tuple[str, str, str]:
-    exchange_id, dot, suffix = raw_symbol.strip().rpartition(".")
-    known = ", ".join(f".{s}" for s in CSV_VENUES)
-    if not dot or suffix.upper() not in CSV_VENUES:
-        raise ReplayError(
-            f"{where}: symbol {_excerpt(raw_symbol)} has no known venue suffix ({known})"
-        )
-    pair = split_symbol(exchange_id)
-    if pair is None:
-        raise ReplayError(
-            f"{where}: cannot tell base from quote in {exchange_id!r}; known quote "
-            f"currencies: {', '.join(QUOTES)}"
-        )
-    venue, protocol = CSV_VENUES[suffix.upper()]
-    return venue, protocol, f"{pair[0]}/{pair[1]}"
-
-
-def _csv_rows(path: Path) -> Iterator[_Row]:
-    lines = _lines(path)
-    reader = csv.reader(text for _, text in lines)
-    header = [c.strip().lstrip("\ufeff") for c in next(reader, [])]
-    levels = (len(header) - 2) // 4 if len(header) > 2 else 0
-    if levels < 1 or header != _csv_columns(levels):
-        raise ReplayError(
-            f"{path}:1: columns must be timestamp,symbol,b1..bN,bv1..bvN,a1..aN,av1..avN "
-            f"(N levels, e.g. 10); got {_excerpt(','.join(header), 80)}"
-        )
-    width = len(header)
-    symbols: dict[str, tuple[str, str, str]] = {}
-    previous: tuple[int, str] | None = None
-    for row in reader:
-        where = f"{path}:{reader.line_num}"
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) != width:
-            raise ReplayError(f"{where}: expected {width} columns, got {len(row)}")
-        time_ns = _parse_time(row[0], where)
-        if previous is not None and time_ns < previous[0]:
-            raise ReplayError(
-                f"{where}: timestamp {row[0]} is earlier than the previous row's "
-                f"{previous[1]}; rows must be in time order"
-            )
-        previous = (time_ns, row[0])
-        if row[1] not in symbols:
-            symbols[row[1]] = _csv_venue(row[1], where)
-        venue, protocol, symbol = symbols[row[1]]
-        bids = _csv_side(row, 2, 2 + levels, levels, where, "b")
-        asks = _csv_side(row, 2 + 2 * levels, 2 + 3 * levels, levels, where, "a")
-        for side, ladder, better in (("bid", bids, 1), ("ask", asks, -1)):
-            prices = [Decimal(p) for p, _ in ladder]
-            for p1, p2 in itertools.pairwise(prices):
-                if (p1 - p2) * better <= 0:
-                    raise ReplayError(
-                        f"{where}: {side} prices {p1} then {p2} are not strictly "
-                        f"{'falling' if better > 0 else 'rising'}; level 1 must be the best"
-                    )
-        if bids and asks and Decimal(bids[0][0]) >= Decimal(asks[0][0]):
-            raise ReplayError(
-                f"{where}: crossed book: best bid {bids[0][0]} >= best ask {asks[0][0]}; "
-                "a snapshot row needs b1 < a1"
-            )
-        yield _Row(time_ns, where, venue, protocol, symbol, bids, asks)
-
-
-def _csv_side(
-    row: list[str], prices: int, amounts: int, levels: int, where: str, prefix: str
-) -> list[tuple[str, str]]:
-    out = []
-    for i in range(levels):
-        raw_price, raw_amount = row[prices + i].strip(), row[amounts + i].strip()
-        if not raw_price and not raw_amount:
-            continue  # a thin book: fewer levels than columns
-        price = _plain(raw_price, where, f"{prefix}{i + 1}")
-        amount = _plain(raw_amount, where, f"{prefix}v{i + 1}")
-        if _is_zero(price) or _is_zero(amount):
-            raise ReplayError(
-                f"{where}: level {prefix}{i + 1} has price {raw_price} and amount {raw_amount}; "
-                "both must be positive (leave both cells empty for a missing level)"
-            )
-        out.append((price, amount))
-    return out
 
 
 # ----- the replay ---------------------------------------------------------------------
@@ -699,7 +263,7 @@ class Replay:
             return SimConfig.model_validate(document)
         except ValidationError as exc:
             problem = exc.errors()[0]
-            raise ReplayError(
+            raise RecordingError(
                 f"{self.label}: cannot build a simulator for this data: "
                 f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}"
             ) from None
@@ -717,8 +281,8 @@ class Replay:
         path = self.paths[0]
         ((venue, symbol), market), *_ = self.markets.items()
         units = _Units(market)
-        for raw in _CaptureReader(path, validate_all=False):
-            source = f"{path}:{raw.line}"
+        for raw in binance_capture.CaptureReader(path, validate_all=False):
+            source = raw.source
             yield ReplayEvent(
                 raw.time_ns,
                 venue,
@@ -733,7 +297,7 @@ class Replay:
     def _csv_events(self) -> Iterator[ReplayEvent]:
         books: dict[tuple[str, str], tuple[dict[int, int], dict[int, int]]] = {}
         converters = {key: _Units(market) for key, market in self.markets.items()}
-        for row in _merged_rows(self.paths):
+        for row in snapshot_csv.read(self.paths):
             key = (row.venue, row.symbol)
             units = converters[key]
             bids = dict(units(row.bids, row.source))
@@ -768,13 +332,13 @@ class Replay:
         venue = server.venues.get(event.venue)
         market = venue.markets.get(event.symbol) if venue is not None else None
         if venue is None or market is None:
-            raise ReplayError(
+            raise RecordingError(
                 f"{self.label}: the simulator has no venue {event.venue!r} listing "
                 f"{event.symbol}; build it from Replay.sim_config()"
             )
         expected = self.markets[(event.venue, event.symbol)]
         if market.tick != expected.tick or market.lot != expected.lot:
-            raise ReplayError(
+            raise RecordingError(
                 f"{self.label}: {event.venue} {event.symbol} has tick {market.tick} and lot "
                 f"{market.lot} in the simulator but the data needs tick {expected.tick} and lot "
                 f"{expected.lot}; build the simulator from Replay.sim_config()"
@@ -836,50 +400,32 @@ class Replay:
 
     def _scan_capture(self) -> None:
         path = self.paths[0]
-        reader = _CaptureReader(path)
+        reader = binance_capture.CaptureReader(path)
         grid = _Grid()
         cross = _CrossCheck()
         for raw in reader:
-            where = f"{path}:{raw.line}"
             grid.see(raw.bids)
             grid.see(raw.asks)
             if raw.replace:
                 grid.see_mid(raw.bids, raw.asks)
-            cross.apply(raw, where)
+            cross.apply(raw, raw.source)
             self._count(raw.time_ns)
-        if reader.exchange_id is None:
-            raise ReplayError(
-                f"{path}: no depth diff lines (<symbol>@depth@100ms); nothing to replay"
-            )
-        pair = split_symbol(reader.exchange_id)
-        if pair is None:
-            raise ReplayError(
-                f"{path}: cannot tell base from quote in symbol {reader.exchange_id!r}; known "
-                f"quote currencies: {', '.join(QUOTES)}"
-            )
-        symbol = f"{pair[0]}/{pair[1]}"
+        symbol = reader.symbol or ""  # the reader raises when no diff names the symbol
         self.protocols["binance"] = "binance"
         self._add_markets({("binance", symbol): grid})
 
     def _scan_csv(self) -> None:
         grids: dict[tuple[str, str], _Grid] = {}
-        owners: dict[tuple[str, str], str] = {}
-        for row in _merged_rows(self.paths):
+        for row in snapshot_csv.read(self.paths):
             key = (row.venue, row.symbol)
-            owner = row.source.rpartition(":")[0]
-            if owners.setdefault(key, owner) != owner:
-                raise ReplayError(
-                    f"{row.source}: rows for {row.venue} {row.symbol} also come from "
-                    f"{owners[key]}; give each venue and symbol one file"
-                )
-            self.protocols[row.venue] = row.protocol
+            self.protocols[row.venue] = snapshot_csv.protocol_of(row.venue)
             grid = grids.setdefault(key, _Grid())
             grid.see(row.bids)
             grid.see(row.asks)
             grid.see_mid(row.bids, row.asks)
             self._count(row.time_ns)
-        if not owners:
-            raise ReplayError(f"{self.label}: no snapshot rows; nothing to replay")
+        if not grids:
+            raise RecordingError(f"{self.label}: no snapshot rows; nothing to replay")
         self._add_markets(grids)
 
     def _count(self, time_ns: int) -> None:
@@ -899,10 +445,6 @@ class Replay:
             )
             if grid.mid is not None:
                 self._mids[symbol] = grid.mid
-
-
-def _merged_rows(paths: Iterable[Path]) -> Iterator[_Row]:
-    return heapq.merge(*(_csv_rows(p) for p in paths), key=lambda row: row.time_ns)
 
 
 def _power_of_ten(step: Decimal) -> int | None:
@@ -945,14 +487,14 @@ class _Units:
             if ticks == -1:
                 ticks = ticks_of[price] = _convert(price, self._price_places, self.market.ticks)
             if ticks is None:
-                raise ReplayError(
+                raise RecordingError(
                     f"{source}: price {price} is not a multiple of tick {self.market.tick}"
                 )
             lots = lots_of.get(amount, -1)
             if lots == -1:
                 lots = lots_of[amount] = _convert(amount, self._amount_places, self.market.lots)
             if lots is None:
-                raise ReplayError(
+                raise RecordingError(
                     f"{source}: amount {amount} is not a multiple of lot {self.market.lot}"
                 )
             out.append((ticks, lots))
@@ -975,18 +517,16 @@ def open_replay(path: Path) -> Replay:
     """Recognise and check a recording; raises :class:`ReplayError` (one line) if unusable."""
     path = Path(path)
     if path.is_dir():
-        csvs = sorted(
-            p for p in path.iterdir() if p.name.startswith("orderbook_") and ".csv" in p.suffixes
-        )
+        csvs = snapshot_csv.csv_files(path)
         if not csvs:
-            raise ReplayError(f"{path}: not a known replay format; {EXPECTED}")
+            raise RecordingError(f"{path}: not a known replay format; {EXPECTED}")
         replay = Replay(SNAPSHOT_CSV, csvs, path)
         replay._scan_csv()
         return replay
     if not path.is_file():
-        raise ReplayError(f"{path}: no such file; {EXPECTED}")
-    first = _head(path)
-    if _CAPTURE_LINE.match(first):
+        raise RecordingError(f"{path}: no such file; {EXPECTED}")
+    first = head(path)
+    if binance_capture.LINE.match(first):
         replay = Replay(BINANCE_CAPTURE, [path], path)
         replay._scan_capture()
         return replay
@@ -994,7 +534,7 @@ def open_replay(path: Path) -> Replay:
         replay = Replay(SNAPSHOT_CSV, [path], path)
         replay._scan_csv()
         return replay
-    raise ReplayError(f"{path}: not a known replay format; {EXPECTED}")
+    raise RecordingError(f"{path}: not a known replay format; {EXPECTED}")
 
 
 __all__ = [
