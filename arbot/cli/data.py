@@ -23,17 +23,78 @@ def import_(
     venue: Annotated[str | None, typer.Option("--venue", help="Only this venue.")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol.")] = None,
     depth: Annotated[int, typer.Option("--depth", help="Levels per side to keep.")] = 20,
+    as_json: JsonOption = False,
 ) -> None:
-    """Import recorded books into a dataset (checked whole before anything is written)."""
+    """Import recorded books into a dataset (kept only if every line checks out).
+
+    Formats: snapshot-csv (timestamp,symbol,b1..bN,bv1..bvN,a1..aN,av1..avN rows, or a
+    folder of orderbook_*.csv), binance-capture (websocket capture with a REST snapshot
+    line, gzip or text), tardis (book_snapshot_N or incremental_book_L2 CSV, gzip or
+    text; a folder imports every Tardis file in it), arbot (another arbot dataset).
+
+    Exit codes: 0 imported; 2 bad input (one line naming the file and line; nothing
+    is written to --out).
+    """
+    import sys
+
     from arbot.errors import ArbotError
     from arbot.feeds.importers import import_books
 
     if not 1 <= depth <= 1000:
         raise ArbotError(f"--depth {depth}: expected 1..1000 levels")
-    stats = import_books(fmt, source, out, depth=depth, venue=venue, symbol=symbol)
-    for (name, sym), rows in sorted(stats.rows.items()):
-        typer.echo(f"{name} {sym}: {rows:,} rows")
-    typer.echo(f"imported into {out}")
+    if as_json or not sys.stderr.isatty():
+        stats = import_books(fmt, source, out, depth=depth, venue=venue, symbol=symbol)
+    else:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("importing {task.description}: {task.completed:,} events"),
+            TimeElapsedColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task(source.name, total=None)
+            stats = import_books(
+                fmt,
+                source,
+                out,
+                depth=depth,
+                venue=venue,
+                symbol=symbol,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+    rows = [
+        {"venue": name, "symbol": sym, "rows": count}
+        for (name, sym), count in sorted(stats.rows.items())
+    ]
+    if as_json:
+        print_json(
+            {
+                "out": str(out),
+                "imported": rows,
+                "first": _iso(stats.first_ns),
+                "last": _iso(stats.last_ns),
+                "files": [str(p) for p in stats.files],
+            }
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("venue", "symbol", "rows", title=f"imported into {out}")
+    for row in rows:
+        table.add_row(str(row["venue"]), str(row["symbol"]), f"{row['rows']:,}")
+    Console().print(table)
+    typer.echo(f"time span (UTC): {_iso(stats.first_ns)} .. {_iso(stats.last_ns)}")
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    import datetime as dt
+
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+    return moment.isoformat()
 
 
 @app.command("info")

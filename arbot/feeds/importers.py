@@ -141,10 +141,18 @@ def _chain(readers: Iterator[binance_capture.CaptureReader]) -> Iterator[RawBook
 def _folder_files(fmt: str, folder: Path) -> list[Path]:
     if fmt == "snapshot-csv":
         files = snapshot_csv.csv_files(folder)
+    elif fmt == "tardis":
+        # A Tardis download folder also holds trades, quotes, ...: take the book files.
+        files = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and _detect(p) == fmt and tardis.is_book(head(p))
+        )
     else:
         files = sorted(p for p in folder.iterdir() if p.is_file() and _detect(p) == fmt)
     if not files:
-        raise ArbotError(f"{folder}: no {fmt} files in this folder")
+        kind = "Tardis book_snapshot_N or incremental_book_L2" if fmt == "tardis" else fmt
+        raise ArbotError(f"{folder}: no {kind} files in this folder")
     if fmt == "binance-capture" and len(files) > 1:
         raise ArbotError(
             f"{folder}: {len(files)} captures; import one file at a time (each is one symbol)"

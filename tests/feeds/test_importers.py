@@ -185,6 +185,35 @@ def test_tardis_incremental_rebuilds_books_and_resets_on_a_new_snapshot(tmp_path
     ]
 
 
+def test_tardis_folder_takes_book_files_and_refuses_two_recordings_of_one_book(
+    tmp_path: Path,
+) -> None:
+    folder = shared("fixtures_single_exchange_l2/nautilus/tardis")
+    with pytest.raises(ArbotError, match=r"interleave with those of .*book_snapshot_"):
+        import_books("tardis", folder, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+    days = tmp_path / "days"
+    days.mkdir()
+    for day, (local_a, local_b) in enumerate([(1, 2), (3, 4)]):
+        (days / f"x_incremental_book_L2_{day}.csv").write_text(
+            TARDIS_HEADER
+            + f"\nx,BTCUSDT,{local_a},{local_a},true,bid,100,1"
+            + f"\nx,BTCUSDT,{local_a},{local_a},true,ask,101,1"
+            + f"\nx,BTCUSDT,{local_b},{local_b},false,bid,100,{day + 2}\n"
+        )
+    (days / "x_trades.csv").write_text(
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+    )
+    stats = import_books("tardis", days, tmp_path / "ds")
+    assert stats.rows == {("x", "BTCUSDT"): 4}
+    assert [u.bids for u in read_dataset(tmp_path / "ds")] == [
+        [(100.0, 1.0)],
+        [(100.0, 2.0)],
+        [(100.0, 1.0)],
+        [(100.0, 3.0)],
+    ]
+
+
 # ----- our own recordings ---------------------------------------------------------------
 
 

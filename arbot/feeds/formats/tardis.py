@@ -60,7 +60,17 @@ def snapshot_columns(levels: int) -> list[str]:
 
 
 def looks_like(first_line: str) -> bool:
+    """Any Tardis CSV (books, trades, quotes, ...): they share the first four columns."""
     return first_line.startswith("exchange,symbol,timestamp,local_timestamp,")
+
+
+def is_book(first_line: str) -> bool:
+    """A Tardis ``book_snapshot_N`` or ``incremental_book_L2`` header."""
+    header = [c.strip().lstrip("\ufeff") for c in first_line.split(",")]
+    if header == INCREMENTAL:
+        return True
+    levels = (len(header) - 4) // 4 if len(header) > 4 else 0
+    return levels >= 1 and header == snapshot_columns(levels)
 
 
 def unified_symbol(exchange: str, raw: str) -> str:
@@ -232,5 +242,27 @@ def _incremental(path: Path, reader: Iterator[list[str]]) -> Iterator[RawBook]:
 
 
 def read(paths: Iterable[Path]) -> Iterator[RawBook]:
-    """Events of several Tardis files merged by receive time."""
-    yield from heapq.merge(*(read_file(p) for p in paths), key=lambda event: event.time_ns)
+    """Events of several Tardis files merged by receive time.
+
+    One book may continue from file to file (one file a day), but two files whose rows
+    for the same book interleave are two recordings of it (``book_snapshot_5`` and
+    ``book_snapshot_25``, say) and are refused.
+    """
+    current: dict[tuple[str, str], str] = {}
+    finished: dict[tuple[str, str], set[str]] = {}
+    merged = heapq.merge(*(read_file(p) for p in paths), key=lambda event: event.time_ns)
+    for event in merged:
+        key = (event.venue, event.symbol)
+        owner = event.source.rpartition(":")[0]
+        previous = current.get(key)
+        if previous != owner:
+            done = finished.setdefault(key, set())
+            if owner in done:
+                raise RecordingError(
+                    f"{event.source}: rows for {event.venue} {event.symbol} interleave with "
+                    f"those of {previous}: two recordings of one book; import them separately"
+                )
+            if previous is not None:
+                done.add(previous)
+            current[key] = owner
+        yield event
