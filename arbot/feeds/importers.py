@@ -190,8 +190,11 @@ def _rebuilt(events: Iterator[RawBook], depth: int) -> Iterator[BookUpdate]:
         book = books.get(key)
         if book is None:
             book = books[key] = _LocalBook()
-        book.apply(event.bids, event.asks, replace=event.replace)
-        bids, asks = book.top(depth)
+        if event.ordered and event.replace:
+            bids, asks = book.replace_ordered(event.bids, event.asks, depth)
+        else:
+            book.apply(event.bids, event.asks, replace=event.replace)
+            bids, asks = book.top(depth)
         if bids and asks and bids[0][0] >= asks[0][0]:
             raise RecordingError(
                 f"{event.source}: crossed book after this update: best bid {bids[0][0]} >= "
@@ -240,6 +243,18 @@ class _LocalBook:
                     side[price] = amount
                 elif side.pop(price, None) is not None:
                     del prices[bisect_left(prices, price)]
+
+    def replace_ordered(
+        self, bids: list[PlainLevel], asks: list[PlainLevel], depth: int
+    ) -> tuple[list[Level], list[Level]]:
+        """A checked snapshot (best first, strictly ordered): no sorting needed."""
+        float_bids = [(float(p), float(q)) for p, q in bids]
+        float_asks = [(float(p), float(q)) for p, q in asks]
+        self.bids = dict(float_bids)
+        self.asks = dict(float_asks)
+        self._bid_prices = [p for p, _ in reversed(float_bids)]
+        self._ask_prices = [p for p, _ in float_asks]
+        return float_bids[:depth], float_asks[:depth]
 
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         bids, asks = self.bids, self.asks

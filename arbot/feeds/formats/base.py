@@ -19,7 +19,8 @@ class RawBook:
     """One book event of a recording, before any conversion.
 
     ``replace`` marks a full snapshot (levels not listed are gone); otherwise the levels
-    are changes. ``source`` is ``FILE:LINE`` of the line that completed the event.
+    are changes (amount ``0`` removes a level). ``source`` is ``FILE:LINE`` of the line
+    that completed the event.
     """
 
     time_ns: int
@@ -31,3 +32,5 @@ class RawBook:
     asks: list[PlainLevel]
     exchange_ms: int | None = None
     update_id: int | None = None
+    ordered: bool = False
+    """Levels are checked best first and strictly ordered, with no zero amounts."""

@@ -169,6 +169,7 @@ def _snapshots(path: Path, reader: Iterator[list[str]], levels: int) -> Iterator
             bids,
             asks,
             exchange_us // 1000,
+            ordered=True,
         )
 
 
