@@ -82,7 +82,8 @@ def test_environment_overrides_the_file_at_any_depth(
         (
             '[venues.a]\nexchange = "binance"\nsymbols = ["BTC/USDT"]\nrate_limt = 3',
             r"arbot\.toml: venues\.a\.rate_limt: unknown key; expected one of: "
-            r"allow_unverified_key, balances, endpoint, exchange, maker_fee, rate_limit,",
+            r"allow_unverified_key, balances, book_source, endpoint, exchange, maker_fee, "
+            r"poll_interval_ms, rate_limit,",
         ),
         (
             '[venues.a]\nexchange = "binanse"\nsymbols = ["BTC/USDT"]',

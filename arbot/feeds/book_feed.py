@@ -9,6 +9,12 @@ The feed owns the stream's failure handling so nothing downstream has to:
 * a silent stream (no update for ``stall_after_s``) → count a stall, drop the venue's
   stream connections, and reconnect.
 
+A venue without websocket books (``Venue.poll_interval_s`` set) is polled instead: one
+REST snapshot per interval through the venue's shared rate limit, each one an update;
+a failed or rate-limited request backs off like a reconnect, a malformed (e.g. crossed)
+snapshot counts as a gap and is dropped, a request slower than ``stall_after_s`` is a
+stall.
+
 Every update becomes one :class:`BookUpdate` handed synchronously to ``on_update`` (the
 engine); :meth:`BookFeed.is_stale` tells strategies and risk whether the latest book is
 older than ``max_book_age_ms``.
@@ -22,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from arbot.model import Level
+from arbot.model import Level, OrderBook
 from arbot.venues.base import Venue
 from arbot.venues.errors import BookGap, RateLimited, VenueUnavailable
 
@@ -110,6 +116,9 @@ class BookFeed:
 
     async def run(self) -> None:
         self.stats.started_ns = time.time_ns()
+        if self.venue.poll_interval_s is not None:
+            await self._poll(self.venue.poll_interval_s)
+            return
         while True:
             try:
                 book = await asyncio.wait_for(
@@ -132,24 +141,60 @@ class BookFeed:
                 self._event("reconnect")
                 await self._back_off()
                 continue
-            self._backoff = self.backoff_initial_s
-            stats = self.stats
-            stats.updates += 1
-            stats.last_received_ns = book.received_ns
-            stats.last_exchange_ms = book.timestamp_ms
-            if book.timestamp_ms is not None:
-                stats.last_latency_ms = book.received_ns / 1e6 - book.timestamp_ms
-            self.on_update(
-                BookUpdate(
-                    self.venue.name,
-                    self.symbol,
-                    book.bids,
-                    book.asks,
-                    book.timestamp_ms,
-                    book.received_ns,
-                    book.sequence,
+            self._emit(book)
+
+    async def _poll(self, interval_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                book = await asyncio.wait_for(
+                    self.venue.fetch_order_book(self.symbol, self.depth), self.stall_after_s
                 )
+            except TimeoutError:
+                self.stats.stalls += 1
+                self._event("stall")
+                next_at = loop.time()
+                continue
+            except VenueUnavailable as exc:
+                self.stats.reconnects += 1
+                if isinstance(exc, RateLimited):
+                    self.stats.rate_limited += 1
+                self._event("reconnect")
+                await self._back_off()
+                next_at = loop.time()
+                continue
+            except ValueError:  # a malformed snapshot (OrderBook.checked): skip it
+                self.stats.gaps += 1
+                self._event("gap")
+            else:
+                self._emit(book)
+            next_at += interval_s
+            delay = next_at - loop.time()
+            if delay > 0:
+                await self._sleep(delay)
+            else:
+                next_at = loop.time()  # behind (slow venue): poll again now, no burst
+
+    def _emit(self, book: OrderBook) -> None:
+        self._backoff = self.backoff_initial_s
+        stats = self.stats
+        stats.updates += 1
+        stats.last_received_ns = book.received_ns
+        stats.last_exchange_ms = book.timestamp_ms
+        if book.timestamp_ms is not None:
+            stats.last_latency_ms = book.received_ns / 1e6 - book.timestamp_ms
+        self.on_update(
+            BookUpdate(
+                self.venue.name,
+                self.symbol,
+                book.bids,
+                book.asks,
+                book.timestamp_ms,
+                book.received_ns,
+                book.sequence,
             )
+        )
 
     async def _back_off(self) -> None:
         delay = self._rng.uniform(0.0, self._backoff)  # full jitter

@@ -18,6 +18,9 @@ class Venue(ABC):
     """One trading account on one exchange."""
 
     name: str
+    poll_interval_s: float | None = None
+    """``None``: books are streamed (:meth:`watch_order_book`); else the feed polls
+    :meth:`fetch_order_book` this often (venues without websocket books)."""
 
     @abstractmethod
     async def load_markets(self) -> dict[str, Market]:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from arbot.errors import ConfigError
 from arbot.keys.guard import KeyNotTradeOnly, PermissionGuard
 from arbot.model import (
     Balance,
@@ -62,6 +63,14 @@ class CcxtVenue(Venue):
         self.markets: dict[str, Market] = {}
         default_rate = 1000.0 / float(getattr(self.exchange, "rateLimit", 100) or 100)
         self.rest = RestGate(name, config.rate_limit or default_rate)
+        streams = bool((getattr(self.exchange, "has", None) or {}).get("watchOrderBook"))
+        if config.book_source == "stream" and not streams:
+            raise ConfigError(
+                f"venues.{name}.book_source: ccxt has no websocket order book for "
+                f'{config.exchange}; use book_source = "poll" (or "auto")'
+            )
+        if config.book_source == "poll" or (config.book_source == "auto" and not streams):
+            self.poll_interval_s = config.poll_interval_ms / 1000.0
         if guard is not None and config.credentials is not None:
             api_key = config.credentials.api_key.get_secret_value()
 
@@ -117,7 +126,8 @@ class CcxtVenue(Venue):
             [(float(p), float(q)) for p, q, *_ in raw["bids"]],
             [(float(p), float(q)) for p, q, *_ in raw["asks"]],
             raw.get("timestamp"),
-            sequence=raw.get("nonce"),
+            time.time_ns(),
+            raw.get("nonce"),
         )
 
     async def watch_order_book(self, symbol: str, depth: int) -> OrderBook:

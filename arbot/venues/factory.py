@@ -15,17 +15,19 @@ if TYPE_CHECKING:
 def build_exchange(
     venue: str, config: VenueConfig, credentials: Credentials | None, *, websocket: bool = True
 ) -> Any:
-    """A ccxt (``ccxt.pro`` when ``websocket``) exchange that cannot withdraw or transfer.
+    """A ccxt (``ccxt.pro`` when ``websocket`` and ccxt.pro has the exchange) exchange
+    that cannot withdraw or transfer.
 
     With an ``endpoint`` every URL points there (verified). ccxt's own rate limiter is
     off: every REST call goes through the venue's :class:`~arbot.venues.rest.RestGate`.
     """
-    if websocket:
-        import ccxt.pro as module
-    else:
-        import ccxt.async_support as module
+    import ccxt.async_support as rest_only
 
-    cls = getattr(module, config.exchange)
+    cls = getattr(rest_only, config.exchange)
+    if websocket:
+        from ccxt import pro
+
+        cls = getattr(pro, config.exchange, cls)  # REST-only exchanges are polled
     settings: dict[str, Any] = {"enableRateLimit": False, "timeout": 10_000}
     if credentials is not None:
         settings.update(credentials.ccxt_config())

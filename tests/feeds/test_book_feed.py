@@ -43,13 +43,26 @@ class Harness:
             if update.sequence is not None and update.sequence >= target:
                 return update
 
+    async def until_book(self, server: SimServer, venue: str, symbol: str) -> BookUpdate:
+        """The first update equal to the simulator's current (frozen) book; for polled
+        venues, whose REST books may carry no sequence (OKX)."""
+        wanted = top(server, venue, symbol)
+        while True:
+            update = await asyncio.wait_for(self.queue.get(), timeout=10)
+            if (update.bids, update.asks) == wanted:
+                return update
+
 
 @contextlib.asynccontextmanager
 async def streaming(
-    server: SimServer, venue: str, symbol: str, **options: Any
+    server: SimServer, venue: str, symbol: str, *, poll_ms: float | None = None, **options: Any
 ) -> AsyncIterator[Harness]:
     config = VenueConfig(
-        exchange=server.venues[venue].protocol, symbols=[symbol], endpoint=server.venue_url(venue)
+        exchange=server.venues[venue].protocol,
+        symbols=[symbol],
+        endpoint=server.venue_url(venue),
+        book_source="stream" if poll_ms is None else "poll",
+        poll_interval_ms=poll_ms or 1000,
     )
     ccxt_venue = CcxtVenue(venue, config, None)
     queue: asyncio.Queue[BookUpdate] = asyncio.Queue()
@@ -144,6 +157,40 @@ async def test_a_silent_stream_is_detected_and_reconnected(
         assert (update.bids, update.asks) == top(frozen_sim, venue, "BTC/USDT")
         assert h.feed.stats.reconnects >= 1
         assert not h.feed.is_stale()
+
+
+@pytest.mark.parametrize("venue", VENUES)
+async def test_a_polled_venue_follows_the_exchange_book(frozen_sim: SimServer, venue: str) -> None:
+    async with streaming(frozen_sim, venue, "BTC/USDT", poll_ms=50) as h:
+        assert h.feed.venue.poll_interval_s == pytest.approx(0.05)
+        for _ in range(5):
+            frozen_sim.step(venue, symbol="BTC/USDT")
+            await h.until_book(frozen_sim, venue, "BTC/USDT")
+        assert not frozen_sim.protocols[venue].connections  # no websocket was opened
+        assert h.feed.stats.reconnects == h.feed.stats.gaps == 0
+        assert not h.feed.is_stale()
+
+
+async def test_polling_backs_off_on_failed_requests_and_recovers(frozen_sim: SimServer) -> None:
+    async with streaming(frozen_sim, "okx", "ETH/USDT", poll_ms=50, backoff_initial_s=0.01) as h:
+        frozen_sim.step("okx", symbol="ETH/USDT")
+        await h.until_book(frozen_sim, "okx", "ETH/USDT")
+        frozen_sim.venues["okx"].faults.rest_errors = [503, 500]
+        await h.event("reconnect")
+        await h.event("reconnect")
+        frozen_sim.step("okx", symbol="ETH/USDT")
+        await h.until_book(frozen_sim, "okx", "ETH/USDT")
+        assert h.feed.stats.reconnects == 2
+
+
+def test_stream_is_refused_where_ccxt_has_no_websocket_book() -> None:
+    from arbot.errors import ConfigError
+
+    config = VenueConfig(exchange="bitflyer", symbols=["BTC/JPY"], book_source="stream")
+    with pytest.raises(ConfigError, match=r"book_source: ccxt has no websocket order book"):
+        CcxtVenue("bitflyer", config, None)
+    auto = CcxtVenue("bitflyer", config.model_copy(update={"book_source": "auto"}), None)
+    assert auto.poll_interval_s == 1.0
 
 
 def test_staleness_follows_the_configured_age() -> None:
