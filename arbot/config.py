@@ -69,6 +69,7 @@ class VenueConfig(_Section):
     rate_limit: float | None = Field(default=None, gt=0)
     book_source: Literal["auto", "stream", "poll"] = "auto"
     poll_interval_ms: float = Field(default=1000.0, ge=50, le=60_000)
+    stall_after_s: float = Field(default=10.0, ge=0.1, le=3600)
     taker_fee: Decimal | None = Field(default=None, ge=0, le=Decimal("0.05"))
     maker_fee: Decimal | None = Field(default=None, ge=Decimal("-0.01"), le=Decimal("0.05"))
     balances: dict[str, NonNegativeDecimal] = Field(default_factory=dict)

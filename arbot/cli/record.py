@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from arbot.cli._common import ConfigOption
+from arbot.cli._common import ConfigOption, JsonOption
 
 SHUTDOWN_TIMEOUT_S = 5.0
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.table import Table
 
     from arbot.config import Settings
@@ -27,8 +29,17 @@ def record(
         typer.Option("--duration", help="Stop after this many seconds (default: until Ctrl-C)."),
     ] = None,
     depth: Annotated[int, typer.Option("--depth", help="Levels per side to record.")] = 20,
+    as_json: JsonOption = False,
 ) -> None:
-    """Record every book update of every configured venue and symbol (Ctrl-C stops cleanly)."""
+    """Record every book update of every configured venue and symbol (Ctrl-C stops cleanly).
+
+    A live table shows updates, rates, gaps, reconnects and stalls per feed on a
+    terminal; feed events are logged. At the end a summary table (or, with --json, a
+    list of {feed, venue, symbol, updates, gaps, reconnects, stalls}) is printed.
+
+    Exit codes: 0 recorded (Ctrl-C and SIGTERM included); 2 bad configuration or
+    arguments.
+    """
     import asyncio
 
     from arbot.cli._common import load_settings, setup_logging
@@ -42,10 +53,12 @@ def record(
     setup_logging(ctx, settings)
     if not settings.venues:
         raise ArbotError("no [venues] configured; add at least one venue to record")
-    asyncio.run(_record(settings, out, duration, depth))
+    asyncio.run(_record(settings, out, duration, depth, as_json=as_json))
 
 
-async def _record(settings: Settings, out: Path, duration: float | None, depth: int) -> None:
+async def _record(
+    settings: Settings, out: Path, duration: float | None, depth: int, *, as_json: bool
+) -> None:
     import asyncio
     import contextlib
     import signal
@@ -68,12 +81,14 @@ async def _record(settings: Settings, out: Path, duration: float | None, depth: 
                 writer.write,
                 depth=depth,
                 max_book_age_ms=settings.risk.max_book_age_ms,
+                stall_after_s=venue.config.stall_after_s,
+                on_event=_logger_for(f"{venue.name}:{symbol}"),
             )
             for venue in venues
             for symbol in venue.config.symbols
         ]
         tasks = [asyncio.create_task(feed.run(), name=f"feed-{feed.name}") for feed in feeds]
-        live = _Progress(feeds) if sys.stdout.isatty() else None
+        live = _Progress(feeds) if sys.stdout.isatty() and not as_json else None
         try:
             deadline = None if duration is None else loop.time() + duration
             while not stop.is_set():
@@ -105,7 +120,38 @@ async def _record(settings: Settings, out: Path, duration: float | None, depth: 
                     f"{SHUTDOWN_TIMEOUT_S:.0f} s",
                     file=sys.stderr,
                 )
-    _summary(feeds, out)
+    if as_json:
+        from arbot.cli._common import print_json
+
+        print_json(
+            [
+                {
+                    "feed": feed.name,
+                    "venue": feed.venue.name,
+                    "symbol": feed.symbol,
+                    "updates": feed.stats.updates,
+                    "gaps": feed.stats.gaps,
+                    "reconnects": feed.stats.reconnects,
+                    "stalls": feed.stats.stalls,
+                }
+                for feed in feeds
+            ]
+        )
+    else:
+        _summary(feeds, out)
+
+
+def _logger_for(feed: str) -> Callable[[str], None]:
+    """Feed events as log lines: a gap, reconnect or stall is a warning."""
+    from loguru import logger
+
+    def log(kind: str) -> None:
+        if kind in ("live", "resumed"):
+            logger.info("feed {}: {}", feed, kind)
+        else:
+            logger.warning("feed {}: {}", feed, kind)
+
+    return log
 
 
 class _Progress:

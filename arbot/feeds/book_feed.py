@@ -16,8 +16,10 @@ snapshot counts as a gap and is dropped, a request slower than ``stall_after_s``
 stall.
 
 Every update becomes one :class:`BookUpdate` handed synchronously to ``on_update`` (the
-engine); :meth:`BookFeed.is_stale` tells strategies and risk whether the latest book is
-older than ``max_book_age_ms``.
+engine). ``on_event`` hears ``"live"`` (first update), ``"gap"``, ``"reconnect"``,
+``"stall"`` and ``"resumed"`` (first update after any of those).
+:meth:`BookFeed.is_stale` tells strategies and risk whether the latest book is older
+than ``max_book_age_ms``.
 """
 
 from __future__ import annotations
@@ -99,9 +101,12 @@ class BookFeed:
         self._sleep = sleep
         self._backoff = backoff_initial_s
         self._on_event = on_event
+        self._interrupted = False
 
     def _event(self, kind: str) -> None:
         """Tell the owner about a gap, stall or reconnect (progress displays, logs, tests)."""
+        if kind in ("gap", "reconnect", "stall"):
+            self._interrupted = True
         if self._on_event is not None:
             self._on_event(kind)
 
@@ -180,6 +185,9 @@ class BookFeed:
         self._backoff = self.backoff_initial_s
         stats = self.stats
         stats.updates += 1
+        if stats.updates == 1 or self._interrupted:
+            self._interrupted = False
+            self._event("live" if stats.updates == 1 else "resumed")
         stats.last_received_ns = book.received_ns
         stats.last_exchange_ms = book.timestamp_ms
         if book.timestamp_ms is not None:
