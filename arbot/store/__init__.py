@@ -1,4 +1,5 @@
-"""The book of record: runs, opportunities, orders, fills, balances, permission checks.
+"""The book of record: runs, opportunities, orders, fills, balances, permission checks,
+kill switch.
 
 SQLite by default, PostgreSQL by URL; the schema is created on first use and carries
 a version so later releases can migrate it.
@@ -10,6 +11,7 @@ from arbot.store.database import SCHEMA_VERSION, DatabaseInfo, Store, describe_d
 from arbot.store.tables import (
     BalanceSnapshotRow,
     FillRow,
+    KillSwitchRow,
     OpportunityRow,
     OrderRow,
     PermissionCheckRow,
@@ -22,6 +24,7 @@ __all__ = [
     "BalanceSnapshotRow",
     "DatabaseInfo",
     "FillRow",
+    "KillSwitchRow",
     "OpportunityRow",
     "OrderRow",
     "PermissionCheckRow",

@@ -21,11 +21,19 @@ from arbot.redact import mask_url_password, redact, register_secret, url_passwor
 from arbot.store._types import utcnow
 from arbot.store.tables import ALL_TABLES, SchemaVersionRow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when a table changes, and add the step to :data:`MIGRATIONS`."""
 
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _new_tables_only(connection: Connection) -> None:
+    """A version that only adds tables: ``create_all`` (run after the steps) makes them."""
+
+
+MIGRATIONS: dict[int, Migration] = {
+    2: _new_tables_only,  # kill_switch
+}
 """``MIGRATIONS[n]`` upgrades a database from version ``n - 1`` to ``n``."""
 
 # An arbitrary constant: serialises schema creation when several daemons share PostgreSQL.

@@ -146,6 +146,23 @@ class PermissionCheckRow(SQLModel, table=True):
     detail: str = ""
 
 
+class KillSwitchRow(SQLModel, table=True):
+    """Every trip and reset of the kill switch; the newest row is its state.
+
+    Written by the risk engine (a loss or failure limit) and by ``arbot halt`` /
+    ``arbot resume`` from another process; daemons sharing the database all obey it.
+    """
+
+    __tablename__ = "kill_switch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    action: str  # trip | reset
+    reason: str  # e.g. max_daily_loss, max_consecutive_failures, operator
+    source: str = "risk"  # risk | operator
+    run_id: int | None = Field(default=None, foreign_key="runs.id")
+
+
 ALL_TABLES: tuple[type[SQLModel], ...] = (
     SchemaVersionRow,
     RunRow,
@@ -154,4 +171,5 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     FillRow,
     BalanceSnapshotRow,
     PermissionCheckRow,
+    KillSwitchRow,
 )

@@ -18,6 +18,7 @@ from arbot.store import (
     SCHEMA_VERSION,
     BalanceSnapshotRow,
     FillRow,
+    KillSwitchRow,
     OpportunityRow,
     OrderRow,
     PermissionCheckRow,
@@ -86,6 +87,7 @@ def _rows(run_id: int | None, opportunity_id: int | None, order_id: int | None) 
             verdict="trade_only",
             detail="perm=read_only,trade",
         ),
+        KillSwitchRow(at=T0, action="trip", reason="max_daily_loss", source="risk", run_id=run_id),
     ]
 
 
@@ -145,6 +147,7 @@ def test_every_table_round_trips_exactly(database_url: str) -> None:
             "fills": 1,
             "balance_snapshots": 1,
             "permission_checks": 1,
+            "kill_switch": 1,
         }
 
 
