@@ -142,6 +142,10 @@ class RiskConfig(_Section):
     max_daily_loss: Decimal = Field(default=Decimal(100), gt=0)
     max_consecutive_failures: int = Field(default=5, ge=1)
     max_unwind_loss_bps: Decimal = Field(default=Decimal(50), ge=0)
+    unwind_attempts: int = Field(default=5, ge=1, le=100)
+    unwind_backoff_ms: float = Field(default=200.0, ge=0, le=60_000)
+    order_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    cancel_unknown_orders: bool = False
     use_fok: bool = False
     permission_recheck_s: int = Field(default=300, ge=10)
 
