@@ -11,7 +11,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
-from arbot.model import Balance, Market, Order, OrderBook
+from arbot.model import Balance, Fill, Market, Order, OrderBook
 
 
 class Venue(ABC):
@@ -61,6 +61,10 @@ class Venue(ABC):
     @abstractmethod
     async def fetch_order(self, order: Order) -> Order:
         """The venue's current view of ``order`` (by client order id)."""
+
+    @abstractmethod
+    async def fetch_order_fills(self, order: Order) -> list[Fill]:
+        """Every execution of ``order`` so far (by exchange id, else client order id)."""
 
     @abstractmethod
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:

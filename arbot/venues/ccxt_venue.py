@@ -15,6 +15,7 @@ from arbot.errors import ConfigError
 from arbot.keys.guard import KeyNotTradeOnly, PermissionGuard
 from arbot.model import (
     Balance,
+    Fill,
     Market,
     Order,
     OrderBook,
@@ -199,6 +200,31 @@ class CcxtVenue(Venue):
             self.exchange.fetch_order, order.exchange_order_id, order.symbol, self._id_params(order)
         )
         return self._order(raw, order)
+
+    async def fetch_order_fills(self, order: Order) -> list[Fill]:
+        exchange_id = order.exchange_order_id
+        if exchange_id is None:
+            exchange_id = (await self.fetch_order(order)).exchange_order_id
+        raw = await self.rest.call(self.exchange.fetch_order_trades, exchange_id, order.symbol)
+        fills = []
+        for trade in raw:
+            fee = trade.get("fee") or {}
+            fills.append(
+                Fill(
+                    venue=self.name,
+                    symbol=str(trade.get("symbol") or order.symbol),
+                    side=Side(trade["side"]) if trade.get("side") else order.side,
+                    amount=_dec(trade.get("amount")),
+                    price=_dec(trade.get("price")),
+                    fee=_dec(fee.get("cost")),
+                    fee_currency=str(fee.get("currency") or ""),
+                    timestamp_ms=int(trade.get("timestamp") or 0),
+                    client_order_id=order.client_order_id,
+                    trade_id=str(trade.get("id")),
+                    is_maker=trade.get("takerOrMaker") == "maker",
+                )
+            )
+        return fills
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
         symbols = [symbol] if symbol else list(self.config.symbols)

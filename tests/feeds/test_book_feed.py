@@ -13,7 +13,7 @@ import pytest
 
 from arbot.config import VenueConfig
 from arbot.feeds.book_feed import BookFeed, BookUpdate
-from arbot.model import Balance, Market, Order, OrderBook
+from arbot.model import Balance, Fill, Market, Order, OrderBook
 from arbot.sim.server import SimServer
 from arbot.venues.base import Venue
 from arbot.venues.ccxt_venue import CcxtVenue
@@ -233,6 +233,9 @@ class FailingVenue(Venue):
         raise NotImplementedError
 
     async def fetch_order(self, order: Order) -> Order:
+        raise NotImplementedError
+
+    async def fetch_order_fills(self, order: Order) -> list[Fill]:
         raise NotImplementedError
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:

@@ -90,6 +90,11 @@ async def test_a_trade_only_key_is_proven_then_trades(
             assert placed.status is OrderStatus.FILLED
             assert placed.filled == Decimal("0.001")
             assert placed.exchange_order_id
+            fills = await venue.fetch_order_fills(placed)
+            assert sum(f.amount for f in fills) == Decimal("0.001")
+            assert all(f.client_order_id == "arb1x0" and f.side is Side.BUY for f in fills)
+            assert len({f.trade_id for f in fills}) == len(fills)
+            assert all(f.fee > 0 and f.fee_currency for f in fills)
         finally:
             await venue.close()
         checks = latest_permission_checks(store)
