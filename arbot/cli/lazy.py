@@ -36,6 +36,7 @@ COMMANDS: dict[str, Entry] = {
         "Record every book update of every configured venue and symbol (Ctrl-C stops cleanly).",
     ),
     "data": Entry("arbot.cli.data", "Import and inspect recorded market data."),
+    "strategy": Entry("arbot.cli.strategy", "List, scaffold and describe strategy plugins."),
 }
 
 

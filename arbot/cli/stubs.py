@@ -10,7 +10,6 @@ PLANNED: dict[str, str] = {
     "run": "Run the trading daemon (paper or live).",
     "demo": "Run the self-contained demo against the local simulator.",
     "backtest": "Replay recorded books through strategy, risk and executor.",
-    "strategy": "List, scaffold and describe strategy plugins.",
     "status": "Show the running daemon's feeds, risk state and PnL.",
     "report": "Summarise trades and PnL from the database.",
     "halt": "Trip the kill switch: stop taking opportunities.",

@@ -13,7 +13,7 @@ import pytest
 from arbot import __version__
 from arbot.cli.main import main
 from arbot.cli.stubs import PLANNED
-from arbot.store import Store
+from arbot.store import SCHEMA_VERSION, Store
 
 
 def arbot(
@@ -157,7 +157,7 @@ def test_db_info_reports_location_version_and_counts(tmp_path: Path) -> None:
     assert info["row_counts"]["orders"] == 0
     table = arbot("db", "info", cwd=tmp_path)
     assert "permission_checks" in table.stdout
-    assert "schema:   version 1" in table.stdout
+    assert f"schema:   version {SCHEMA_VERSION}" in table.stdout
 
 
 def test_db_info_on_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
