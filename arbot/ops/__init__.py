@@ -1,0 +1,1 @@
+"""Operating the daemon: its status snapshot, Prometheus metrics and the local HTTP endpoint."""
