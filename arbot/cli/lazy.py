@@ -37,6 +37,7 @@ COMMANDS: dict[str, Entry] = {
     ),
     "data": Entry("arbot.cli.data", "Import and inspect recorded market data."),
     "strategy": Entry("arbot.cli.strategy", "List, scaffold and describe strategy plugins."),
+    "report": Entry("arbot.cli.report", "Summarise trades and PnL from the database."),
 }
 
 
