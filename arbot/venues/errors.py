@@ -4,6 +4,7 @@
 
     VenueError                  the venue refused or failed; not retried blindly
     ├── OrderRejected           the venue refused an order (funds, filters, price limits)
+    ├── OrderNotFound           the venue does not know the order asked for (fetch, cancel)
     ├── BookGap                 a book stream lost a message: resynchronise now
     └── VenueUnavailable        network, timeout, maintenance: retry with backoff
         └── RateLimited         429/418: back off longer
@@ -22,6 +23,14 @@ class VenueError(ArbotError):
 
 class OrderRejected(VenueError):
     """The venue refused an order; the message says why (insufficient funds, filters...)."""
+
+
+class OrderNotFound(VenueError):
+    """The venue has no such order (by exchange id or client order id).
+
+    Not an :class:`OrderRejected`: nothing was refused. Reconciliation relies on it to
+    tell "never reached the venue" from "could not ask" (:class:`VenueUnavailable`).
+    """
 
 
 class BookGap(VenueError):

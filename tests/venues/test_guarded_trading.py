@@ -26,6 +26,7 @@ from arbot.venues.base import Venue, cancel_all_open_orders
 from arbot.venues.ccxt_venue import CcxtVenue
 from arbot.venues.factory import build_exchange
 from arbot.venues.guard import FUNDS_MOVEMENT, FundsMovementBlocked
+from arbot.venues.paper import PaperVenue
 
 VENUES = ["binance", "okx"]
 
@@ -217,7 +218,7 @@ async def test_no_guard_means_no_orders(frozen_sim: SimServer) -> None:
 
 
 def test_the_venue_interface_has_no_way_to_move_funds() -> None:
-    for cls in (Venue, CcxtVenue):
+    for cls in (Venue, CcxtVenue, PaperVenue):
         names = [n for n, _ in inspect.getmembers(cls) if not n.startswith("_")]
         assert not [n for n in names if FUNDS_MOVEMENT.search(n)], cls
         assert "create_order" in names
