@@ -35,9 +35,13 @@ from arbot.venues.base import Venue
 from arbot.venues.errors import BookGap, RateLimited, VenueUnavailable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookUpdate:
-    """A normalised L2 top-of-book: bids descending, asks ascending, ``depth`` levels."""
+    """A normalised L2 top-of-book: bids descending, asks ascending, ``depth`` levels.
+
+    Treat it as immutable: it is shared by the engine, the recorder and strategies. (Not
+    a frozen dataclass only because frozen ones cost 4x as much to build, on the path
+    every update takes.)"""
 
     venue: str
     symbol: str
@@ -102,6 +106,8 @@ class BookFeed:
         self._backoff = backoff_initial_s
         self._on_event = on_event
         self._interrupted = False
+        self._progress_ns = 0
+        self._restarting = False
 
     def _event(self, kind: str) -> None:
         """Tell the owner about a gap, stall or reconnect (progress displays, logs, tests)."""
@@ -124,29 +130,60 @@ class BookFeed:
         if self.venue.poll_interval_s is not None:
             await self._poll(self.venue.poll_interval_s)
             return
+        # A watchdog task, not a timeout per watch: wait_for would cost a task and a timer
+        # per update and delay the next watch by two loop passes (scripts/bench_feed.py).
+        # On a stall the watchdog drops the venue's streams and cancels the stream task
+        # (a watch pending on a closed connection may never return); it is started again.
+        current = asyncio.current_task()
+        while True:
+            self._progress_ns = time.time_ns()
+            stream = asyncio.create_task(self._stream(), name=f"stream-{self.name}")
+            watchdog = asyncio.create_task(self._watchdog(stream), name=f"watchdog-{self.name}")
+            try:
+                await stream
+            except asyncio.CancelledError:
+                if not self._restarting or (current is not None and current.cancelling()):
+                    raise  # not the watchdog's restart: run() itself is being cancelled
+                await watchdog  # it is dropping the venue's connections
+                self._restarting = False
+                self.stats.reconnects += 1  # the watchdog restarted a silent stream
+            finally:
+                watchdog.cancel()
+
+    async def _stream(self) -> None:
         while True:
             try:
-                book = await asyncio.wait_for(
-                    self.venue.watch_order_book(self.symbol, self.depth), self.stall_after_s
-                )
+                book = await self.venue.watch_order_book(self.symbol, self.depth)
             except BookGap:
                 self.stats.gaps += 1
                 self._event("gap")
+                self._progress_ns = time.time_ns()
                 continue  # watching again resubscribes and takes a fresh snapshot
-            except TimeoutError:
-                self.stats.stalls += 1
-                self.stats.reconnects += 1
-                self._event("stall")
-                await self.venue.reset_streams()
-                continue
             except VenueUnavailable as exc:
                 self.stats.reconnects += 1
                 if isinstance(exc, RateLimited):
                     self.stats.rate_limited += 1
                 self._event("reconnect")
                 await self._back_off()
+                self._progress_ns = time.time_ns()
                 continue
+            self._progress_ns = book.received_ns
             self._emit(book)
+
+    async def _watchdog(self, stream: asyncio.Task[None]) -> None:
+        """Count a stall when nothing arrived for ``stall_after_s``: drop the venue's
+        streams and cancel ``stream`` so that :meth:`run` watches again."""
+        limit_ns = int(self.stall_after_s * 1e9)
+        interval = min(1.0, self.stall_after_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            if time.time_ns() - self._progress_ns > limit_ns:
+                self.stats.stalls += 1
+                self._event("stall")
+                self._restarting = True
+                stream.cancel()  # first: closing the connections fails the pending watch
+                await self.venue.reset_streams()
+                return
 
     async def _poll(self, interval_s: float) -> None:
         loop = asyncio.get_running_loop()

@@ -26,6 +26,10 @@ class Faults(BaseModel):
     ws_delay_ms: float = Field(0.0, ge=0, description="Deliver websocket messages this much later.")
     ws_stall: bool = Field(False, description="Keep websockets open but send nothing.")
     skip_sequence: int = Field(0, ge=0, description="Lose the next N book diffs (a sequence gap).")
+    skip_symbols: list[str] = Field(
+        default_factory=list,
+        description="Only diffs of these symbols count for skip_sequence (empty: any symbol).",
+    )
     clock_skew_ms: int = Field(0, description="Shift the venue clock (signed requests expire).")
     reject_orders: int = Field(0, ge=0, description="Reject the next N orders.")
     partial_fill_orders: int = Field(0, ge=0, description="Fill the next N orders only partly...")
@@ -33,8 +37,8 @@ class Faults(BaseModel):
         0.5, ge=0, lt=1, description="...up to this fraction of their amount."
     )
 
-    def take_sequence_skip(self) -> bool:
-        if self.skip_sequence > 0:
+    def take_sequence_skip(self, symbol: str) -> bool:
+        if self.skip_sequence > 0 and (not self.skip_symbols or symbol in self.skip_symbols):
             self.skip_sequence -= 1
             return True
         return False
