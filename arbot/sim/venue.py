@@ -245,6 +245,10 @@ class SimVenue:
         self.trades: list[SimTrade] = []
         self.withdrawals: list[WithdrawalAttempt] = []
         self.rejections: list[RejectedOrder] = []
+        self.arrivals_ns: dict[str, int] = {}
+        """Client order id -> wall clock (``time.time_ns()``) when the order reached
+        :meth:`place_order` (after the protocol parsed and authenticated it); the last
+        arrival wins. For latency benchmarks."""
         self.faults = Faults()
         self.update_ids = dict.fromkeys(self.markets, 0)
         self._listeners: dict[str, list[BookListener]] = {s: [] for s in self.markets}
@@ -323,7 +327,7 @@ class SimVenue:
         last = previous + max(1, len(bids) + len(asks))
         self.update_ids[symbol] = last
         diff = BookDiff(symbol, previous + 1, last, previous, self.now_ms(), bids, asks)
-        if self.faults.take_sequence_skip():
+        if self.faults.take_sequence_skip(symbol):
             return diff  # lost on the way: subscribers see the next diff's gap
         for listener in tuple(self._listeners[symbol]):
             listener(diff)
@@ -422,6 +426,8 @@ class SimVenue:
         Refused orders get no id (as on real exchanges) but are kept in
         :attr:`rejections`, so tests can compare a bot's journal with every order sent.
         """
+        if client_order_id:
+            self.arrivals_ns[client_order_id] = time.time_ns()
         try:
             return self._place_order(
                 account_name,

@@ -2,6 +2,13 @@
 
 ccxt's dicts are translated into arbot's models here and nowhere else. Orders pass the
 permission guard first; the ccxt object cannot withdraw or transfer (see ``guard.py``).
+
+Clock skew: every signed call passes :meth:`sync_time` to the REST gate, so when the
+venue refuses a request's timestamp (ccxt ``InvalidNonce``) the venue's clock offset is
+measured (``exchange.load_time_difference()``, after which ccxt signs with the corrected
+time; ``adjustForTimeDifference`` is switched on so later market reloads re-measure it)
+and the request is sent once more. A refused timestamp means the request was not
+executed, so repeating even an order placement cannot duplicate it.
 """
 
 from __future__ import annotations
@@ -82,6 +89,27 @@ class CcxtVenue(Venue):
 
             guard.register(name, prove, allow_unverified=config.allow_unverified_key)
 
+    def supports_time_in_force(self, time_in_force: TimeInForce) -> bool:
+        """Whether the exchange accepts ``time_in_force`` on spot limit orders (ccxt features)."""
+        features = getattr(self.exchange, "features", None) or {}
+        spot = features.get("spot") or {}
+        create = spot.get("createOrder") or {}
+        return bool((create.get("timeInForce") or {}).get(time_in_force.value, False))
+
+    async def sync_time(self) -> int:
+        """Measure the venue clock's offset; ccxt signs with it from now on. Returns it (ms)."""
+        from loguru import logger
+
+        offset = await self.rest.call(self.exchange.load_time_difference)
+        self.exchange.options["adjustForTimeDifference"] = True
+        logger.warning(
+            "{}: the venue refused a request's timestamp; clock re-synchronised: the venue's "
+            "clock is {:+d} ms from ours",
+            self.name,
+            -int(offset),
+        )
+        return int(offset)
+
     async def load_markets(self) -> dict[str, Market]:
         markets = await self.rest.call(self.exchange.load_markets)
         out = {}
@@ -111,7 +139,7 @@ class CcxtVenue(Venue):
         return out
 
     async def fetch_balances(self) -> dict[str, Balance]:
-        raw = await self.rest.call(self.exchange.fetch_balance)
+        raw = await self.rest.call(self.exchange.fetch_balance, resync=self.sync_time)
         return {
             asset: Balance(
                 self.name, asset, _dec(raw[asset].get("free")), _dec(raw[asset].get("used"))
@@ -180,6 +208,7 @@ class CcxtVenue(Venue):
             None if order.price is None else float(order.price),
             params,
             idempotent=False,
+            resync=self.sync_time,
         )
         if raw.get("status") is None or raw.get("filled") is None:
             # Some venues (OKX) answer a new order with its id only: ask for the rest.
@@ -192,12 +221,17 @@ class CcxtVenue(Venue):
             order.exchange_order_id,
             order.symbol,
             self._id_params(order),
+            resync=self.sync_time,
         )
         return await self.fetch_order(order)
 
     async def fetch_order(self, order: Order) -> Order:
         raw = await self.rest.call(
-            self.exchange.fetch_order, order.exchange_order_id, order.symbol, self._id_params(order)
+            self.exchange.fetch_order,
+            order.exchange_order_id,
+            order.symbol,
+            self._id_params(order),
+            resync=self.sync_time,
         )
         return self._order(raw, order)
 
@@ -205,7 +239,9 @@ class CcxtVenue(Venue):
         exchange_id = order.exchange_order_id
         if exchange_id is None:
             exchange_id = (await self.fetch_order(order)).exchange_order_id
-        raw = await self.rest.call(self.exchange.fetch_order_trades, exchange_id, order.symbol)
+        raw = await self.rest.call(
+            self.exchange.fetch_order_trades, exchange_id, order.symbol, resync=self.sync_time
+        )
         fills = []
         for trade in raw:
             fee = trade.get("fee") or {}
@@ -230,7 +266,9 @@ class CcxtVenue(Venue):
         symbols = [symbol] if symbol else list(self.config.symbols)
         out = []
         for name in symbols:
-            for raw in await self.rest.call(self.exchange.fetch_open_orders, name):
+            for raw in await self.rest.call(
+                self.exchange.fetch_open_orders, name, resync=self.sync_time
+            ):
                 out.append(self._order(raw, None))
         return out
 

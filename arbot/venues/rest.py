@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 
 from asyncio_throttle.throttler import Throttler
 
-from arbot.venues.errors import OrderRejected, RateLimited, VenueError, VenueUnavailable
+from arbot.venues.errors import (
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+    VenueError,
+    VenueUnavailable,
+)
 
 T = TypeVar("T")
 
@@ -28,6 +34,7 @@ class RestStats:
     requests: int = 0
     rate_limited: int = 0
     retries: int = 0
+    time_syncs: int = 0
 
 
 class RestGate:
@@ -56,24 +63,46 @@ class RestGate:
         self._sleep = sleep
 
     async def call(
-        self, fn: Callable[..., Awaitable[T]], *args: Any, idempotent: bool = True, **kwargs: Any
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        idempotent: bool = True,
+        resync: Callable[[], Awaitable[object]] | None = None,
+        **kwargs: Any,
     ) -> T:
-        """Run ``fn(*args, **kwargs)`` under the throttle, translating ccxt's errors."""
+        """Run ``fn(*args, **kwargs)`` under the throttle, translating ccxt's errors.
+
+        ``resync``: for signed calls, how to re-measure the clock offset when the venue
+        refuses the request's timestamp; the call is then repeated once.
+        """
         import ccxt
 
         ceiling = self.backoff_initial_s
         attempt = 0
+        resynced = False
         while True:
+            skewed = False
             async with self.throttler:
                 self.stats.requests += 1
                 try:
                     return await fn(*args, **kwargs)
+                except ccxt.InvalidNonce as exc:
+                    if resync is None or resynced:
+                        raise VenueUnavailable(
+                            self.venue,
+                            f"{type(exc).__name__}: {_first_line(exc)} (clock out of sync)",
+                        ) from None
+                    skewed = True
                 except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
                     self.stats.rate_limited += 1
                     if not idempotent or attempt >= self.max_retries:
                         raise RateLimited(
                             self.venue, f"rate limited ({type(exc).__name__}); slow down"
                         ) from None
+                except ccxt.OrderNotFound as exc:
+                    raise OrderNotFound(
+                        self.venue, f"{type(exc).__name__}: {_first_line(exc)}"
+                    ) from None
                 except (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest) as exc:
                     raise OrderRejected(
                         self.venue, f"{type(exc).__name__}: {_first_line(exc)}"
@@ -86,6 +115,12 @@ class RestGate:
                     raise VenueError(
                         self.venue, f"{type(exc).__name__}: {_first_line(exc)}"
                     ) from None
+            if skewed:
+                assert resync is not None
+                resynced = True
+                self.stats.time_syncs += 1
+                await resync()  # outside the throttle: it makes its own call through it
+                continue
             attempt += 1
             self.stats.retries += 1
             await self._sleep(self._rng.uniform(0.0, ceiling))  # full jitter
