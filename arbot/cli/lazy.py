@@ -38,6 +38,8 @@ COMMANDS: dict[str, Entry] = {
     "data": Entry("arbot.cli.data", "Import and inspect recorded market data."),
     "strategy": Entry("arbot.cli.strategy", "List, scaffold and describe strategy plugins."),
     "report": Entry("arbot.cli.report", "Summarise trades and PnL from the database."),
+    "halt": Entry("arbot.cli.control", "Trip the kill switch: stop taking opportunities."),
+    "resume": Entry("arbot.cli.control", "Reset the kill switch: take opportunities again."),
 }
 
 

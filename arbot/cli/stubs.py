@@ -11,8 +11,6 @@ PLANNED: dict[str, str] = {
     "demo": "Run the self-contained demo against the local simulator.",
     "backtest": "Replay recorded books through strategy, risk and executor.",
     "status": "Show the running daemon's feeds, risk state and PnL.",
-    "halt": "Trip the kill switch: stop taking opportunities.",
-    "resume": "Reset the kill switch.",
     "reload": "Re-read strategy params and risk limits in the running daemon.",
 }
 
