@@ -176,13 +176,21 @@ class CcxtVenue(Venue):
             raise VenueUnavailable(
                 self.name, f"{symbol} stream failed: {type(exc).__name__}"
             ) from None
-        bids = raw["bids"]
-        asks = raw["asks"]
+        bids = raw["bids"][:depth]
+        asks = raw["asks"][:depth]
+        # ccxt's levels are [price, amount] lists; tuple() of each is twice as fast as
+        # unpacking, but a venue with [price, amount, count] levels needs the slow path.
+        if (bids and len(bids[0]) != 2) or (asks and len(asks[0]) != 2):
+            bid_levels = [(level[0], level[1]) for level in bids]
+            ask_levels = [(level[0], level[1]) for level in asks]
+        else:
+            bid_levels = list(map(tuple, bids))
+            ask_levels = list(map(tuple, asks))
         return OrderBook(
             self.name,
             symbol,
-            [(level[0], level[1]) for level in bids[:depth]],
-            [(level[0], level[1]) for level in asks[:depth]],
+            bid_levels,
+            ask_levels,
             raw.get("timestamp"),
             time.time_ns(),
             raw.get("nonce"),
