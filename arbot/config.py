@@ -156,6 +156,14 @@ class KeysConfig(_Section):
     max_age_days: int = Field(default=90, ge=1)
 
 
+class OpsConfig(_Section):
+    """How the daemon is operated: the local HTTP endpoint and its pid file."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    pid_file: Path = Path("arbot.pid")
+    heartbeat_s: float = Field(default=5.0, gt=0, le=300)
+
+
 class LogConfig(_Section):
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     json_lines: bool = Field(default=False, alias="json")
@@ -217,6 +225,7 @@ class Settings(BaseSettings):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 
     @field_validator("database_url")

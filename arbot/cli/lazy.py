@@ -37,7 +37,13 @@ COMMANDS: dict[str, Entry] = {
     ),
     "data": Entry("arbot.cli.data", "Import and inspect recorded market data."),
     "strategy": Entry("arbot.cli.strategy", "List, scaffold and describe strategy plugins."),
+    "status": Entry("arbot.cli.status", "Show the running daemon's feeds, risk state and PnL."),
     "report": Entry("arbot.cli.report", "Summarise trades and PnL from the database."),
+    "run": Entry("arbot.cli.run", "Run the trading daemon (paper or live)."),
+    "demo": Entry("arbot.cli.demo", "Run the self-contained demo against the local simulator."),
+    "reload": Entry(
+        "arbot.cli.run", "Re-read strategy params and risk limits in the running daemon."
+    ),
     "halt": Entry("arbot.cli.control", "Trip the kill switch: stop taking opportunities."),
     "resume": Entry("arbot.cli.control", "Reset the kill switch: take opportunities again."),
 }

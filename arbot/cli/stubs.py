@@ -7,11 +7,7 @@ from collections.abc import Callable
 import typer
 
 PLANNED: dict[str, str] = {
-    "run": "Run the trading daemon (paper or live).",
-    "demo": "Run the self-contained demo against the local simulator.",
     "backtest": "Replay recorded books through strategy, risk and executor.",
-    "status": "Show the running daemon's feeds, risk state and PnL.",
-    "reload": "Re-read strategy params and risk limits in the running daemon.",
 }
 
 

@@ -238,6 +238,20 @@ class RiskEngine:
 
     # ----- the check -------------------------------------------------------------------
 
+    def update_config(self, config: RiskConfig) -> None:
+        """New limits (SIGHUP, ``arbot reload``): they apply from the next check on.
+
+        Reservations, the day's PnL and the failure count stay; each venue's order
+        bucket keeps its tokens under the new rate.
+        """
+        self.config = config
+        self._max_age_ns = config.max_book_age_ms * 1_000_000
+        self.state.max_book_age_ms = config.max_book_age_ms
+        for bucket in self._buckets.values():
+            bucket.capacity = max(config.max_orders_per_second, 1.0)
+            bucket.per_ns = config.max_orders_per_second / 1e9
+            bucket.tokens = min(bucket.tokens, bucket.capacity)
+
     def check(self, opportunity: Opportunity) -> RiskVerdict:
         """Approve ``opportunity`` or name the first check it fails. Changes no books."""
         verdict = self._check(opportunity)
