@@ -287,6 +287,8 @@ class Daemon:
                 assert self.kill_switch is not None
                 group.create_task(self.kill_switch.watch(0.5), name="kill-switch")
                 group.create_task(self._heartbeat(), name="heartbeat")
+                if self.mode == "live":
+                    group.create_task(self._reconcile_forever(30.0), name="reconcile")
                 if self.guard is not None:
                     group.create_task(self.guard.recheck_forever(), name="permission-recheck")
                 if self.mode == "live" and self.portfolio is not None:
@@ -328,6 +330,29 @@ class Daemon:
                 )
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 60.0)
+
+    async def _reconcile_forever(self, interval: float) -> None:
+        """Settle orders whose fate the executor could not learn (lost answers, an
+        exchange that said 5xx), whenever no execution is under way."""
+        while True:
+            await asyncio.sleep(interval)
+            await self._reconcile_when_idle()
+
+    async def _reconcile_when_idle(self) -> None:
+        from arbot.engine.reconcile import reconcile
+
+        engine = self.engine
+        if engine is None or engine.in_flight or not engine.journal.orders(unsettled=True):
+            return
+        try:
+            await reconcile(
+                engine.journal,
+                self.venues,
+                cancel_unknown=self.settings.risk.cancel_unknown_orders,
+                markets=self.engine.state.markets if self.engine else None,
+            )
+        except Exception as exc:  # a venue that cannot answer now is asked next round
+            logger.warning("reconciliation postponed: {}", exc)
 
     async def _heartbeat(self) -> None:
         """Prove the store writable now and then (``/healthz``)."""
@@ -401,6 +426,8 @@ class Daemon:
                 cancel_all_open_orders(self.venues.values()), "cancel orders"
             )
             self._orders_cancelled += len(cancelled or [])
+            if self.mode == "live":
+                await _bounded(self._reconcile_when_idle(), "reconcile")
             engine.journal.finish_run("halted" if self.halt_reason else "finished")
         for venue in self.venues.values():
             await _bounded(venue.close(), f"close {venue.name}")
