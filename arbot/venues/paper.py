@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING
@@ -40,12 +40,14 @@ from arbot.model import (
     ZERO,
     Balance,
     Fill,
+    Level,
     Market,
     Order,
     OrderBook,
     OrderStatus,
     OrderType,
     Side,
+    to_decimal,
 )
 from arbot.venues.base import Venue
 from arbot.venues.errors import OrderNotFound, OrderRejected, VenueError
@@ -103,6 +105,10 @@ class PaperVenue(Venue):
         self._fills: dict[str, list[Fill]] = {}
         self._locks: dict[str, tuple[str, Decimal]] = {}
         self._books: dict[str, OrderBook] = {}
+        # symbol -> ((received_ns, sequence) of a book state, {(taker side, price): taken})
+        self._taken: dict[
+            str, tuple[tuple[int, int | None], dict[tuple[Side, float], Decimal]]
+        ] = {}
         prefix = f"paper-{clock() // 1_000_000}-" if id_prefix is None else id_prefix
         self._order_ids: Iterator[str] = (f"{prefix}{n}" for n in itertools.count(1))
         self._trade_ids: Iterator[str] = (f"{prefix}t{n}" for n in itertools.count(1))
@@ -185,7 +191,7 @@ class PaperVenue(Venue):
         client_id = order.client_order_id or next(self._order_ids)
         if client_id in self._orders:
             raise OrderRejected(self.name, f"duplicate client order id {client_id!r}")
-        book = self._book(order.symbol)
+        book = self._fillable_book(order.symbol)
         if book is None:
             raise OrderRejected(self.name, f"no current {order.symbol} book: paper fills need one")
         problem = order_problem(order, book, market)
@@ -220,6 +226,7 @@ class PaperVenue(Venue):
             fee_asset=self.fee_asset,
         )
         self._settle(execution, market)
+        self._remember_taken(order.symbol, execution.fills)
         return execution.order
 
     async def cancel_order(self, order: Order) -> Order:
@@ -267,6 +274,39 @@ class PaperVenue(Venue):
         if self.book_source is not None:
             return self.book_source(symbol)
         return self._books.get(symbol)
+
+    def _fillable_book(self, symbol: str) -> OrderBook | None:
+        """The book to fill against: the current one, less what this account already
+        took from this very state of it (a paper fill cannot be repeated on the same
+        liquidity; the next update from the exchange brings its own levels)."""
+        book = self._book(symbol)
+        if book is None:
+            return None
+        taken = self._taken.get(symbol)
+        if taken is None or taken[0] != (book.received_ns, book.sequence):
+            return book
+        used = taken[1]
+        return OrderBook(
+            book.venue,
+            symbol,
+            _less(book.bids, used, Side.SELL),
+            _less(book.asks, used, Side.BUY),
+            book.timestamp_ms,
+            book.received_ns,
+            book.sequence,
+        )
+
+    def _remember_taken(self, symbol: str, fills: Iterable[Fill]) -> None:
+        book = self._book(symbol)
+        if book is None:
+            return
+        key = (book.received_ns, book.sequence)
+        taken = self._taken.get(symbol)
+        if taken is None or taken[0] != key:
+            taken = self._taken[symbol] = (key, {})
+        for fill in fills:
+            level = (fill.side, float(fill.price))
+            taken[1][level] = taken[1].get(level, ZERO) + fill.amount
 
     def _fee_factor(self, market: Market) -> Decimal:
         return 1 + market.taker_fee if self.fee_asset is FeeAsset.QUOTE else Decimal(1)
@@ -324,3 +364,18 @@ class PaperVenue(Venue):
                 self.name, f"order {order.client_order_id or order.exchange_order_id} not found"
             )
         return found
+
+
+def _less(levels: list[Level], used: dict[tuple[Side, float], Decimal], side: Side) -> list[Level]:
+    """``levels`` minus what takers on ``side`` already took at each price (in Decimal,
+    so 0.3 - 0.1 leaves 0.2, not 0.19999999999999998)."""
+    out = []
+    for price, amount in levels:
+        taken = used.get((side, price))
+        if taken is None:
+            out.append((price, amount))
+            continue
+        left = to_decimal(amount) - taken
+        if left > 0:
+            out.append((price, float(left)))
+    return out

@@ -140,6 +140,22 @@ async def test_ioc_partial_fill_when_depth_is_short() -> None:
         await venue.cancel_order(result)
 
 
+async def test_liquidity_taken_from_a_book_is_not_taken_again_until_it_updates() -> None:
+    venue, state = paper(usdt="10000")
+    first = await venue.create_order(order("c1", Side.BUY, "0.6", "100.5"))
+    assert first.filled == Decimal("0.6")  # 0.5 at 100, 0.1 at 100.5
+    second = await venue.create_order(order("c2", Side.BUY, "0.6", "100.5"))
+    assert second.filled == Decimal("0.2")  # only what is left at 100.5
+    assert second.average_price == Decimal("100.5")
+    third = await venue.create_order(order("c3", Side.BUY, "0.6", "100.5"))
+    assert third.filled == Z
+    state.books[("paper", SYMBOL)] = OrderBook(
+        "paper", SYMBOL, list(BIDS), list(ASKS), received_ns=NOW_NS + 1
+    )  # the exchange's next update: its own levels again
+    fourth = await venue.create_order(order("c4", Side.BUY, "0.6", "100.5"))
+    assert fourth.filled == Decimal("0.6")
+
+
 async def test_fok_and_market_orders() -> None:
     venue, _ = paper()
     fok = await venue.create_order(order("c1", Side.BUY, "0.9", "100.5", TimeInForce.FOK))
