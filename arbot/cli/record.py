@@ -12,8 +12,6 @@ from arbot.cli._common import ConfigOption, JsonOption
 SHUTDOWN_TIMEOUT_S = 5.0
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from rich.table import Table
 
     from arbot.config import Settings
@@ -64,7 +62,7 @@ async def _record(
     import signal
     import sys
 
-    from arbot.feeds.book_feed import BookFeed
+    from arbot.feeds.book_feed import BookFeed, log_feed_events
     from arbot.feeds.dataset import DatasetWriter
     from arbot.venues.ccxt_venue import CcxtVenue
 
@@ -82,7 +80,7 @@ async def _record(
                 depth=depth,
                 max_book_age_ms=settings.risk.max_book_age_ms,
                 stall_after_s=venue.config.stall_after_s,
-                on_event=_logger_for(f"{venue.name}:{symbol}"),
+                on_event=log_feed_events(f"{venue.name}:{symbol}"),
             )
             for venue in venues
             for symbol in venue.config.symbols
@@ -139,19 +137,6 @@ async def _record(
         )
     else:
         _summary(feeds, out)
-
-
-def _logger_for(feed: str) -> Callable[[str], None]:
-    """Feed events as log lines: a gap, reconnect or stall is a warning."""
-    from loguru import logger
-
-    def log(kind: str) -> None:
-        if kind in ("live", "resumed"):
-            logger.info("feed {}: {}", feed, kind)
-        else:
-            logger.warning("feed {}: {}", feed, kind)
-
-    return log
 
 
 class _Progress:

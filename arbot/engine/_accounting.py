@@ -45,12 +45,12 @@ Outcomes (the strings of ``OpportunityRow.outcome``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from arbot.model import ZERO, Fill, Side
+from arbot.model import ZERO, Fill, Market, Side
 
 
 class Outcome(StrEnum):
@@ -253,3 +253,15 @@ def summarise(
     else:
         outcome = Outcome.FILLED
     return Summary(outcome, pnl, left, frozenset(dusty), fees_excluded, unvalued)
+
+
+def is_dust(markets: Sequence[Market], amount: Decimal, basis: Decimal | None) -> bool:
+    """``amount`` of an asset is too small for every one of ``markets`` at ``basis``
+    (below its minimum amount or notional once rounded); no market at all: not dust."""
+    if not markets or basis is None:
+        return False
+    side = Side.SELL if amount > 0 else Side.BUY
+    return all(
+        m.order_problem(m.round_amount(abs(amount)), m.round_limit_price(basis, side)) is not None
+        for m in markets
+    )

@@ -250,7 +250,7 @@ class Daemon:
             logger.info("{}: key proven {}", name, proof.verdict.value if proof else "?")
 
     def _build_feeds(self, engine: Engine) -> list[BookFeed]:
-        from arbot.feeds.book_feed import BookFeed
+        from arbot.feeds.book_feed import BookFeed, log_feed_events
 
         feeds = []
         for venue_name, symbol in sorted(engine.wanted):
@@ -266,7 +266,7 @@ class Daemon:
                     depth=FEED_DEPTH,
                     max_book_age_ms=self.settings.risk.max_book_age_ms,
                     stall_after_s=config.stall_after_s,
-                    on_event=_feed_logger(f"{venue_name}:{symbol}"),
+                    on_event=log_feed_events(f"{venue_name}:{symbol}"),
                 )
             )
         return feeds
@@ -578,16 +578,6 @@ async def _bounded(awaitable: Any, what: str) -> Any:
     except Exception as exc:
         logger.error("shutdown: {} failed: {}", what, exc)
     return None
-
-
-def _feed_logger(feed: str) -> Callable[[str], None]:
-    def log(kind: str) -> None:
-        if kind in ("live", "resumed"):
-            logger.info("feed {}: {}", feed, kind)
-        else:
-            logger.warning("feed {}: {}", feed, kind)
-
-    return log
 
 
 def install_signal_handlers(daemon: Daemon, stop: asyncio.Event) -> None:

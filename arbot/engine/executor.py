@@ -77,6 +77,7 @@ from arbot.engine._accounting import (
     cost_basis,
     excess,
     from_fill,
+    is_dust,
     split_symbol,
     summarise,
 )
@@ -474,15 +475,7 @@ class Executor:
 
     def _is_dust(self, asset: str, amount: Decimal, basis: Decimal | None, quote: str) -> bool:
         """Too small for every ``asset/quote`` market (no market at all: not dust)."""
-        markets = self._unwind_markets(asset, quote)
-        if not markets or basis is None:
-            return False
-        side = Side.SELL if amount > 0 else Side.BUY
-        return all(
-            m.order_problem(m.round_amount(abs(amount)), m.round_limit_price(basis, side))
-            is not None
-            for m in markets
-        )
+        return is_dust(self._unwind_markets(asset, quote), amount, basis)
 
     async def _unwind_orders(self, run: _Run) -> list[Order]:
         bps = self.risk.max_unwind_loss_bps

@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from arbot.engine._accounting import Outcome, summarise
+from arbot.engine._accounting import is_dust as too_small
 from arbot.engine.journal import UNWIND, Journal, JournalOrder
-from arbot.model import ZERO, Market, Order, OrderStatus, Side
+from arbot.model import ZERO, Market, Order, OrderStatus
 from arbot.venues.errors import OrderNotFound, VenueError
 
 if TYPE_CHECKING:
@@ -202,14 +203,7 @@ def _dust_test(
 ) -> Callable[[str, Decimal, Decimal | None], bool]:
     def is_dust(asset: str, amount: Decimal, basis: Decimal | None) -> bool:
         found = [m for (_, s), m in markets.items() if s == f"{asset}/{quote}"]
-        if not found or basis is None:
-            return False
-        side = Side.SELL if amount > 0 else Side.BUY
-        return all(
-            m.order_problem(m.round_amount(abs(amount)), m.round_limit_price(basis, side))
-            is not None
-            for m in found
-        )
+        return too_small(found, amount, basis)
 
     return is_dust
 

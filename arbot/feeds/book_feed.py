@@ -245,3 +245,16 @@ class BookFeed:
         delay = self._rng.uniform(0.0, self._backoff)  # full jitter
         self._backoff = min(self._backoff * 2.0, self.backoff_max_s)
         await self._sleep(delay)
+
+
+def log_feed_events(feed: str) -> Callable[[str], None]:
+    """An ``on_event`` that logs a feed's events: a gap, reconnect or stall is a warning."""
+    from loguru import logger
+
+    def log(kind: str) -> None:
+        if kind in ("live", "resumed"):
+            logger.info("feed {}: {}", feed, kind)
+        else:
+            logger.warning("feed {}: {}", feed, kind)
+
+    return log
