@@ -187,6 +187,24 @@ async def test_live_daemon_trades_serves_metrics_and_stops_cleanly(
             assert samples[("arbot_book_updates_total", venue, symbol)] >= 1
             assert samples[("arbot_book_stale", venue, symbol)] == 0
         assert samples[("arbot_healthy", None, None)] == 1
+        status = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "arbot",
+            "status",
+            "--port",
+            str(port),
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        shown, _ = await asyncio.wait_for(status.communicate(), 30)
+        assert status.returncode == 0
+        report = json.loads(shown)
+        assert report["healthy"] is True
+        assert report["mode"] == "live"
+        assert report["keys"] == {"binance": "trade_only", "okx": "trade_only"}
+        assert {f"{f['venue']}:{f['symbol']}" for f in report["feeds"]} == FEEDS
 
         # okx's BTC quotes jump 60 bps above binance's: buy binance, sell okx
         sim.makers["okx"].dislocate("BTC/USDT", 60)
@@ -267,6 +285,26 @@ async def test_sighup_reloads_strategy_params_and_risk_limits(
     finally:
         await daemon.kill()
     assert code == 0, log[-2000:]
+
+
+def test_status_without_a_daemon_is_one_line_exit_2(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "arbot", "status", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert f"no arbot daemon answering on http://127.0.0.1:{port}/status" in done.stderr
 
 
 def test_demo_finishes_in_time_with_trades(tmp_path: Path) -> None:
