@@ -241,6 +241,15 @@ async def test_live_mode_refuses_a_key_that_can_withdraw(sim: SimServer, tmp_pat
     assert user_orders(sim) == []
 
 
+async def test_live_mode_without_a_terminal_needs_yes(sim: SimServer, tmp_path: Path) -> None:
+    config = write_setup(tmp_path, sim)
+    daemon = await Daemon.start(config, "--mode", "live")
+    code, _, log = await daemon.finish()
+    assert code == 2
+    assert "live mode asks for confirmation on a terminal; pass --yes" in log
+    assert user_orders(sim) == []
+
+
 async def test_a_key_that_gains_withdraw_rights_halts_the_running_daemon(
     sim: SimServer, tmp_path: Path
 ) -> None:
