@@ -177,6 +177,56 @@ class LogConfig(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class LatencyConfig(_Section):
+    """One latency model of ``arbot backtest``: ``ms`` plus a random part of ``jitter_ms``.
+
+    ``uniform``: the random part is uniform in [0, jitter_ms]; ``exponential``: its mean
+    is jitter_ms; ``normal``: ms + N(0, jitter_ms), never below zero. No jitter, no draw.
+    """
+
+    ms: float = Field(default=0.0, ge=0, le=600_000, allow_inf_nan=False)
+    jitter_ms: float = Field(default=0.0, ge=0, le=600_000, allow_inf_nan=False)
+    distribution: Literal["uniform", "normal", "exponential"] = "uniform"
+
+
+class MarketGridConfig(_Section):
+    """A market's grid and limits for ``arbot backtest`` (datasets hold books, not markets)."""
+
+    price_tick: Decimal = Field(gt=0)
+    amount_step: Decimal = Field(gt=0)
+    min_amount: NonNegativeDecimal = Decimal(0)
+    min_notional: NonNegativeDecimal = Decimal(0)
+    max_amount: Decimal | None = Field(default=None, gt=0)
+
+
+class BacktestVenueConfig(_Section):
+    """``[backtest.venues.NAME]``: how one configured venue behaves in a backtest."""
+
+    data_latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    order_latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    markets: dict[str, MarketGridConfig] = Field(default_factory=dict)
+
+    @field_validator("markets")
+    @classmethod
+    def _symbols_look_like_pairs(
+        cls, value: dict[str, MarketGridConfig]
+    ) -> dict[str, MarketGridConfig]:
+        for symbol in value:
+            if not _SYMBOL.match(symbol):
+                raise ValueError(
+                    f"symbol {symbol!r} must be BASE/QUOTE in capitals, e.g. 'BTC/USDT'"
+                )
+        return value
+
+
+class BacktestConfig(_Section):
+    """``[backtest]``: replaying recorded books (``arbot backtest``)."""
+
+    seed: int = Field(default=0, ge=0)
+    fee_asset: Literal["received", "quote"] = "received"
+    venues: dict[str, BacktestVenueConfig] = Field(default_factory=dict)
+
+
 _toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data")
 _keystore_credentials: ContextVar[dict[str, Credentials]] = ContextVar("_keystore_credentials")
 
@@ -227,6 +277,7 @@ class Settings(BaseSettings):
     keys: KeysConfig = Field(default_factory=KeysConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
     @field_validator("database_url")
     @classmethod

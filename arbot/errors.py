@@ -4,8 +4,7 @@
 
     ArbotError                 a problem the operator can fix; the CLI prints one line, exit 2
     ├── ConfigError            the settings file or environment is invalid
-    ├── StoreError             the database cannot be opened, or its schema is not ours
-    └── NotAvailableError      the command exists but is not part of this release yet
+    └── StoreError             the database cannot be opened, or its schema is not ours
 
 Anything else that escapes is a bug and keeps its traceback. Messages never contain
 secrets: they pass through :func:`arbot.redact.redact` before they are shown.
@@ -26,7 +25,3 @@ class ConfigError(ArbotError):
 
 class StoreError(ArbotError):
     """The database is unreachable, or holds a schema this version cannot use."""
-
-
-class NotAvailableError(ArbotError):
-    """A command whose implementation has not landed yet."""

@@ -74,7 +74,10 @@ def test_environment_overrides_the_file_at_any_depth(
     ("text", "expected"),
     [
         ('mode = "yolo"', r"arbot\.toml: mode: input should be 'paper' or 'live' \(got 'yolo'\)"),
-        ("colour = 1", r"arbot\.toml: colour: unknown key; expected one of: database_url, "),
+        (
+            "colour = 1",
+            r"arbot\.toml: colour: unknown key; expected one of: backtest, database_url, ",
+        ),
         (
             '[risk]\nmax_book_age_ms = "soon"',
             r"arbot\.toml: risk\.max_book_age_ms: input should be a valid integer.*\(got 'soon'\)",

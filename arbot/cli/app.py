@@ -12,8 +12,8 @@ from arbot.cli.lazy import LazyGroup
 
 HELP = """arbot: multi-exchange crypto arbitrage with trade-only keys.
 
-Exit codes: 0 ok, 1 a check found a problem, 2 bad input (arguments, config,
-keystore, data, database), 3 not available in this release yet, 130 interrupted.
+Exit codes: 0 ok, 1 a check found a problem (or a halted daemon), 2 bad input
+(arguments, config, keystore, data, database), 130 interrupted.
 """
 
 

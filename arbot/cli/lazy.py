@@ -40,6 +40,9 @@ COMMANDS: dict[str, Entry] = {
     "status": Entry("arbot.cli.status", "Show the running daemon's feeds, risk state and PnL."),
     "report": Entry("arbot.cli.report", "Summarise trades and PnL from the database."),
     "run": Entry("arbot.cli.run", "Run the trading daemon (paper or live)."),
+    "backtest": Entry(
+        "arbot.cli.backtest", "Replay recorded books through strategy, risk and executor."
+    ),
     "demo": Entry("arbot.cli.demo", "Run the self-contained demo against the local simulator."),
     "reload": Entry(
         "arbot.cli.run", "Re-read strategy params and risk limits in the running daemon."
@@ -47,15 +50,6 @@ COMMANDS: dict[str, Entry] = {
     "halt": Entry("arbot.cli.control", "Trip the kill switch: stop taking opportunities."),
     "resume": Entry("arbot.cli.control", "Reset the kill switch: take opportunities again."),
 }
-
-
-def _planned() -> dict[str, Entry]:
-    from arbot.cli.stubs import PLANNED
-
-    return {
-        name: Entry("arbot.cli.stubs", f"{text} (not available yet)")
-        for name, text in PLANNED.items()
-    }
 
 
 def build(name: str, entry: Entry) -> Any:
@@ -74,7 +68,7 @@ class LazyGroup(TyperGroup):
     """The root group: lists commands from :data:`COMMANDS`, builds one when asked."""
 
     def _entries(self) -> dict[str, Entry]:
-        return {**COMMANDS, **_planned()}
+        return COMMANDS
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self._entries())

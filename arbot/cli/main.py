@@ -4,9 +4,9 @@ Exit codes (also in ``arbot --help`` and the README):
 
 ====  =====================================================================
 0     success
-1     a check ran and found a problem (e.g. a key that can withdraw)
+1     a check ran and found a problem (e.g. a key that can withdraw); a daemon stopped
+      by a halt; ``arbot status`` of an unhealthy daemon
 2     bad input: command line, configuration, keystore, data file, database
-3     the command is not available in this release yet
 130   interrupted (Ctrl-C)
 ====  =====================================================================
 """
@@ -18,7 +18,6 @@ import sys
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_NOT_AVAILABLE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     import typer
 
     from arbot.cli.app import build_app
-    from arbot.errors import ArbotError, NotAvailableError
+    from arbot.errors import ArbotError
     from arbot.redact import redact
 
     app = build_app()
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except ArbotError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"arbot: error: {redact(line)}", file=sys.stderr)
-        return EXIT_NOT_AVAILABLE if isinstance(exc, NotAvailableError) else exc.exit_code
+        return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
         print("arbot: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

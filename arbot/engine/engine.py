@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from loguru import logger
@@ -28,7 +28,7 @@ from arbot.engine.journal import Journal
 from arbot.engine.portfolio import Portfolio
 from arbot.engine.risk import RiskEngine
 from arbot.feeds.book_feed import BookUpdate
-from arbot.model import ZERO, Opportunity
+from arbot.model import ZERO, Leg, Opportunity
 from arbot.strategy.base import Strategy
 from arbot.strategy.context import MarketState
 
@@ -80,8 +80,33 @@ class Engine:
         self.updates += 1
         if not self.accepting or (update.venue, update.symbol) not in self.wanted:
             return
+        for opportunity in self._on_book(update):
+            self.consider(opportunity)
+
+    def on_moment(self, updates: Sequence[BookUpdate]) -> None:
+        """Updates received at the same instant (a backtest's *moment*): all are applied
+        before the strategy runs, then it runs once per update it asked for; an
+        opportunity with the same legs as one already found in this moment is not
+        considered again (two venues' books crossing each other are one opportunity,
+        found from either side)."""
+        apply = self.state.apply
+        for update in updates:
+            apply(update)
+        self.updates += len(updates)
+        if not self.accepting:
+            return
+        found: set[tuple[Leg, ...]] = set()
+        for update in updates:
+            if (update.venue, update.symbol) not in self.wanted:
+                continue
+            for opportunity in self._on_book(update):
+                if opportunity.legs not in found:
+                    found.add(opportunity.legs)
+                    self.consider(opportunity)
+
+    def _on_book(self, update: BookUpdate) -> list[Opportunity]:
         try:
-            opportunities = self.strategy.on_book(update, self.ctx)
+            return self.strategy.on_book(update, self.ctx)
         except Exception as exc:  # a plugin's bug must not stop trading on other books
             self.strategy_errors += 1
             if self.strategy_errors % 1000 == 1:
@@ -92,9 +117,7 @@ class Engine:
                     update.symbol,
                     self.strategy_errors,
                 )
-            return
-        for opportunity in opportunities:
-            self.consider(opportunity)
+            return []
 
     def consider(self, opportunity: Opportunity) -> asyncio.Task[None] | None:
         """Judge one opportunity; start its execution if risk approves. Returns the task."""

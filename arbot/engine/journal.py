@@ -149,21 +149,11 @@ class Journal:
 
     def update_order(self, order: Order, *, sent_at: datetime | None = None) -> None:
         """Take the venue's view of ``order`` (matched by client order id)."""
-        values: dict[str, Any] = {
-            "status": order.status.value,
-            "filled": order.filled,
-            "average_price": order.average_price,
-            "updated_at": utcnow(),
-        }
-        if order.exchange_order_id is not None:
-            values["exchange_order_id"] = order.exchange_order_id
-        if sent_at is not None:
-            values["sent_at"] = sent_at
         with self.store.engine.begin() as connection:
             connection.execute(
                 update(_ORDERS)
                 .where(_ORDERS.c.client_order_id == order.client_order_id)
-                .values(**values)
+                .values(**order_update_values(order, sent_at))
             )
 
     def record_fills(self, fills: Iterable[Fill]) -> int:
@@ -179,23 +169,7 @@ class Journal:
                     )
                 ).all()
             )
-            rows = [
-                {
-                    "order_id": ids.get(f.client_order_id),
-                    "client_order_id": f.client_order_id,
-                    "venue": f.venue,
-                    "symbol": f.symbol,
-                    "side": f.side.value,
-                    "trade_id": f.trade_id,
-                    "amount": f.amount,
-                    "price": f.price,
-                    "fee": f.fee,
-                    "fee_currency": f.fee_currency,
-                    "is_maker": f.is_maker,
-                    "executed_at": _ms_to_datetime(f.timestamp_ms),
-                }
-                for f in fills
-            ]
+            rows = [fill_values(f, ids.get(f.client_order_id)) for f in fills]
             return self._upsert_fills(connection, rows)
 
     def record_outcome(
@@ -336,49 +310,9 @@ class Journal:
     def _insert_opportunity(
         self, connection: Connection, opportunity: Opportunity, taken: bool, reason: str | None
     ) -> int:
-        quote = opportunity.quote
-        bought = [
-            leg.notional
-            for leg in opportunity.legs
-            if leg.side is Side.BUY and leg.symbol.split("/")[-1] == quote
-        ]
-        created = (
-            datetime.fromtimestamp(opportunity.created_ns / 1e9, UTC)
-            if opportunity.created_ns > 0
-            else utcnow()
-        )
         result = connection.execute(
             insert(_OPPORTUNITIES).values(
-                run_id=self.run_id,
-                created_at=created,
-                strategy=opportunity.strategy,
-                symbols=",".join(opportunity.symbols),
-                venues=",".join(opportunity.venues),
-                quote=quote,
-                edge_quote=opportunity.edge_quote,
-                edge_bps=opportunity.edge_bps,
-                notional_quote=sum(bought, ZERO),
-                taken=taken,
-                reason=reason,
-                legs=[
-                    {
-                        "venue": leg.venue,
-                        "symbol": leg.symbol,
-                        "side": leg.side.value,
-                        "amount": str(leg.amount),
-                        "limit_price": str(leg.limit_price),
-                    }
-                    for leg in opportunity.legs
-                ],
-                books=[
-                    {
-                        "venue": b.venue,
-                        "symbol": b.symbol,
-                        "timestamp_ms": b.timestamp_ms,
-                        "received_ns": b.received_ns,
-                    }
-                    for b in opportunity.books
-                ],
+                **opportunity_values(self.run_id, opportunity, taken, reason)
             )
         )
         key = result.inserted_primary_key
@@ -397,30 +331,119 @@ class Journal:
         now = utcnow()
         connection.execute(
             insert(_ORDERS),
-            [
-                {
-                    "run_id": self.run_id,
-                    "opportunity_id": opportunity_id,
-                    "client_order_id": order.client_order_id,
-                    "exchange_order_id": order.exchange_order_id,
-                    "venue": order.venue,
-                    "symbol": order.symbol,
-                    "side": order.side.value,
-                    "type": order.type.value,
-                    "time_in_force": order.time_in_force.value,
-                    "purpose": purpose,
-                    "amount": order.amount,
-                    "price": order.price,
-                    "status": OrderStatus.PENDING.value,
-                    "filled": ZERO,
-                    "average_price": None,
-                    "created_at": now,
-                    "sent_at": None,
-                    "updated_at": now,
-                }
-                for order in orders
-            ],
+            [order_values(self.run_id, o, opportunity_id, purpose, now) for o in orders],
         )
+
+
+# ----- rows (shared with writers that batch them, e.g. the backtest's) ---------------------
+
+
+def opportunity_values(
+    run_id: int, opportunity: Opportunity, taken: bool, reason: str | None
+) -> dict[str, Any]:
+    """The ``opportunities`` row of a proposal (without its id, outcome and PnL)."""
+    quote = opportunity.quote
+    bought = [
+        leg.notional
+        for leg in opportunity.legs
+        if leg.side is Side.BUY and leg.symbol.split("/")[-1] == quote
+    ]
+    created = (
+        datetime.fromtimestamp(opportunity.created_ns / 1e9, UTC)
+        if opportunity.created_ns > 0
+        else utcnow()
+    )
+    return {
+        "run_id": run_id,
+        "created_at": created,
+        "strategy": opportunity.strategy,
+        "symbols": ",".join(opportunity.symbols),
+        "venues": ",".join(opportunity.venues),
+        "quote": quote,
+        "edge_quote": opportunity.edge_quote,
+        "edge_bps": opportunity.edge_bps,
+        "notional_quote": sum(bought, ZERO),
+        "taken": taken,
+        "reason": reason,
+        "legs": [
+            {
+                "venue": leg.venue,
+                "symbol": leg.symbol,
+                "side": leg.side.value,
+                "amount": str(leg.amount),
+                "limit_price": str(leg.limit_price),
+            }
+            for leg in opportunity.legs
+        ],
+        "books": [
+            {
+                "venue": b.venue,
+                "symbol": b.symbol,
+                "timestamp_ms": b.timestamp_ms,
+                "received_ns": b.received_ns,
+            }
+            for b in opportunity.books
+        ],
+    }
+
+
+def order_values(
+    run_id: int, order: Order, opportunity_id: int | None, purpose: str, now: datetime
+) -> dict[str, Any]:
+    """The ``orders`` row of an order about to be sent (``pending``)."""
+    return {
+        "run_id": run_id,
+        "opportunity_id": opportunity_id,
+        "client_order_id": order.client_order_id,
+        "exchange_order_id": order.exchange_order_id,
+        "venue": order.venue,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "type": order.type.value,
+        "time_in_force": order.time_in_force.value,
+        "purpose": purpose,
+        "amount": order.amount,
+        "price": order.price,
+        "status": OrderStatus.PENDING.value,
+        "filled": ZERO,
+        "average_price": None,
+        "created_at": now,
+        "sent_at": None,
+        "updated_at": now,
+    }
+
+
+def order_update_values(order: Order, sent_at: datetime | None) -> dict[str, Any]:
+    """The columns the venue's view of ``order`` changes."""
+    values: dict[str, Any] = {
+        "status": order.status.value,
+        "filled": order.filled,
+        "average_price": order.average_price,
+        "updated_at": utcnow(),
+    }
+    if order.exchange_order_id is not None:
+        values["exchange_order_id"] = order.exchange_order_id
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    return values
+
+
+def fill_values(fill: Fill, order_id: int | None) -> dict[str, Any]:
+    """The ``fills`` row of ``fill`` (``order_id``: its order's row, if known)."""
+    return {
+        "order_id": order_id,
+        "client_order_id": fill.client_order_id,
+        "venue": fill.venue,
+        "symbol": fill.symbol,
+        "side": fill.side.value,
+        "trade_id": fill.trade_id,
+        "amount": fill.amount,
+        "price": fill.price,
+        "fee": fill.fee,
+        "fee_currency": fill.fee_currency,
+        "is_maker": fill.is_maker,
+        "executed_at": _ms_to_datetime(fill.timestamp_ms),
+    }
 
 
 def _journal_order(row: Any) -> JournalOrder:

@@ -184,6 +184,10 @@ class PaperVenue(Venue):
         }
 
     async def create_order(self, order: Order) -> Order:
+        return self._create(order)
+
+    def _create(self, order: Order) -> Order:
+        """:meth:`create_order`'s work, synchronous (the backtest runs it at arrival time)."""
         market = self.markets.get(order.symbol)
         if market is None:
             known = ", ".join(sorted(self.markets)) or "none loaded; call load_markets first"
@@ -230,6 +234,10 @@ class PaperVenue(Venue):
         return execution.order
 
     async def cancel_order(self, order: Order) -> Order:
+        return self._cancel(order)
+
+    def _cancel(self, order: Order) -> Order:
+        """:meth:`cancel_order`'s work, synchronous (the backtest runs it at arrival time)."""
         current = self._find(order)
         if current.status is not OrderStatus.OPEN:
             raise OrderNotFound(

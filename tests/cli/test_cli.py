@@ -12,7 +12,6 @@ import pytest
 
 from arbot import __version__
 from arbot.cli.main import main
-from arbot.cli.stubs import PLANNED
 from arbot.store import SCHEMA_VERSION, Store
 
 
@@ -41,7 +40,9 @@ def test_version(tmp_path: Path) -> None:
 def test_help_lists_every_command_group(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ["init", "config", "data", "db", "keys", "record", "sim", *PLANNED]:
+    from arbot.cli.lazy import COMMANDS
+
+    for name in COMMANDS:
         assert f"\n  {name} " in out, name
     assert "Exit codes" in out
 
@@ -172,14 +173,6 @@ def test_db_info_on_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
     assert "Canary-PW-29" not in result.stderr
     assert "cannot open database" in result.stderr
-
-
-def test_planned_commands_say_so_with_exit_3(tmp_path: Path) -> None:
-    result = arbot("backtest", "--data", "x", cwd=tmp_path)
-    assert result.returncode == 3
-    assert result.stderr.strip() == (
-        "arbot: error: 'arbot backtest' is not available in this release yet"
-    )
 
 
 def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
