@@ -263,7 +263,7 @@ async def test_a_key_that_gains_withdraw_rights_halts_the_running_daemon(
         sim.set_key_permissions("okx", key["apiKey"], ["read", "trade", "withdraw"])
         started = time.monotonic()
         await daemon.expect(r"gained funds-moving rights", timeout=30)
-        assert time.monotonic() - started < 15  # the re-check interval, not a restart
+        assert time.monotonic() - started < 2 * 10 + 5  # a re-check, not a restart
         sim.makers["okx"].dislocate("BTC/USDT", 60)  # an opportunity nobody may take now
         code, out, log = await daemon.finish()
     finally:
