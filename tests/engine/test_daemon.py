@@ -264,6 +264,7 @@ async def test_a_key_that_gains_withdraw_rights_halts_the_running_daemon(
         started = time.monotonic()
         await daemon.expect(r"gained funds-moving rights", timeout=30)
         assert time.monotonic() - started < 2 * 10 + 5  # a re-check, not a restart
+        before = len(user_orders(sim))  # the sim's own dislocations may have been traded
         sim.makers["okx"].dislocate("BTC/USDT", 60)  # an opportunity nobody may take now
         code, out, log = await daemon.finish()
     finally:
@@ -272,7 +273,7 @@ async def test_a_key_that_gains_withdraw_rights_halts_the_running_daemon(
     summary = json.loads(out)
     assert summary["status"] == "halted"
     assert "okx" in summary["reason"]
-    assert user_orders(sim) == []
+    assert len(user_orders(sim)) == before  # not one order after the halt
 
 
 async def test_sighup_reloads_strategy_params_and_risk_limits(
