@@ -471,7 +471,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The keys the model at ``loc`` accepts, for 'unknown key' hints."""
     annotation: Any = model
     for part in loc:
-        annotation = _unwrap_optional(annotation)
+        annotation = unwrap_optional(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             field = annotation.model_fields.get(str(part))
             if field is None:
@@ -483,7 +483,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             annotation = get_args(annotation)[-1]
         else:
             return []
-    annotation = _unwrap_optional(annotation)
+    annotation = unwrap_optional(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return sorted(
             f.alias or name for name, f in annotation.model_fields.items() if not f.exclude
@@ -491,7 +491,8 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _unwrap_optional(annotation: Any) -> Any:
+def unwrap_optional(annotation: Any) -> Any:
+    """``X`` from ``X | None`` (``Optional[X]``); anything else as it is."""
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1:

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 def backtest(
     ctx: typer.Context,
     data: Annotated[
-        Path,
+        str,
         typer.Option(
             "--data",
-            help="Dataset folder (written by arbot record or arbot data import).",
+            metavar="DIR",
+            help="Dataset folder (written by arbot record or arbot data import); with "
+            "--cluster, a path or file:// URL the workers can read.",
             show_default=False,
         ),
     ],
@@ -46,6 +48,32 @@ def backtest(
         ),
     ] = None,
     as_json: JsonOption = False,
+    sweep: Annotated[
+        Path | None,
+        typer.Option(
+            "--sweep",
+            metavar="FILE",
+            help="Run a grid of backtests (TOML: [grid] settings keys and values to try); "
+            "writes sweep.csv into --report or the current folder.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="With --sweep: local worker processes (0: every core; default: the sweep file's).",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="ADDRESS",
+            help="With --sweep: run on this Dask distributed scheduler (tcp://HOST:PORT; "
+            "needs arbot[cluster]).",
+        ),
+    ] = None,
 ) -> None:
     """Replay recorded books through strategy, risk and executor.
 
@@ -56,7 +84,12 @@ def backtest(
     backtest section. The run is stored in the database (mode backtest). Same data,
     settings and seed: identical results.
 
-    Exit codes: 0 done; 2 bad input (settings, data folder, empty selection, times).
+    With --sweep FILE, one backtest per point of the file's grid (settings keys and the
+    values to try), on every local core (--workers N) or on a Dask cluster (--cluster
+    ADDRESS); one row per point in a table and in sweep.csv. Sweep runs are not stored.
+
+    Exit codes: 0 done; 2 bad input (settings, data folder, empty selection, times,
+    sweep file).
     """
     import sys
 
@@ -64,23 +97,35 @@ def backtest(
     from arbot.cli._common import load_settings, setup_logging
     from arbot.errors import ArbotError
 
+    if sweep is None and (workers is not None or cluster is not None):
+        option = "--workers" if workers is not None else "--cluster"
+        raise ArbotError(f"{option} runs a sweep: add --sweep FILE")
+    if workers is not None and cluster is not None:
+        raise ArbotError("--workers is for local sweeps; a --cluster sweep uses its workers")
     settings = load_settings(config)
     setup_logging(ctx, settings)
     start_ns = None if start is None else parse_time(start, "--from")
     end_ns = None if end is None else parse_time(end, "--to")
     if start_ns is not None and end_ns is not None and start_ns >= end_ns:
         raise ArbotError(f"--from {start} is not before --to {end}: nothing to replay")
-    if not data.is_dir():
-        raise ArbotError(
-            f"--data {data}: no such folder; record books with arbot record or import "
-            "them with arbot data import"
-        )
+    if sweep is None or cluster is None:  # a cluster's workers may see what we do not
+        from arbot.backtest.sweep import local_path
+
+        folder = Path(data) if sweep is None else local_path(data)
+        if not folder.is_dir():
+            raise ArbotError(
+                f"--data {data}: no such folder; record books with arbot record or import "
+                "them with arbot data import"
+            )
+    if sweep is not None:
+        _sweep(sweep, settings, data, start_ns, end_ns, seed, workers, cluster, report, as_json)
+        return
     show_bar = not as_json and sys.stderr.isatty()
-    bar = _Bar(_total(settings, data, start_ns, end_ns)) if show_bar else None
+    bar = _Bar(_total(settings, Path(data), start_ns, end_ns)) if show_bar else None
     try:
         result = Backtest(
             settings,
-            data,
+            Path(data),
             start_ns=start_ns,
             end_ns=end_ns,
             seed=seed,
@@ -126,9 +171,9 @@ def _total(settings: Settings, data: Path, start_ns: int | None, end_ns: int | N
 
 
 class _Bar:
-    """A rich progress bar of book updates replayed, on stderr."""
+    """A rich progress bar (of book updates replayed, by default) on stderr."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, label: str = "replaying", unit: str = "updates") -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -140,10 +185,10 @@ class _Bar:
         )
 
         self.progress = Progress(
-            TextColumn("replaying"),
+            TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("updates"),
+            TextColumn(unit),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
@@ -199,6 +244,107 @@ def _print(result: BacktestResult, settings: Settings, report: Path | None, as_j
     if report is not None:
         table.add_row("report", str(report))
     Console().print(table)
+
+
+def _sweep(
+    file: Path,
+    settings: Settings,
+    data: str,
+    start_ns: int | None,
+    end_ns: int | None,
+    seed: int | None,
+    workers: int | None,
+    cluster: str | None,
+    report: Path | None,
+    as_json: bool,
+) -> None:
+    """``--sweep FILE``: plan every point, run them, write sweep.csv, print the rows."""
+    import sys
+    import time
+
+    from loguru import logger
+
+    from arbot.backtest import sweep
+
+    spec = sweep.read_sweep(file)
+    points = sweep.plan(settings, spec, seed=seed)
+    reference = sweep.data_reference(data)
+    unset = {v for p in points for v, c in p.settings.venues.items() if c.taker_fee is None}
+    for name in sorted(unset):  # said once here: the workers log errors only
+        logger.warning("venues.{}.taker_fee is not set: the backtest charges no fee there", name)
+    # Workers log errors only (with many runs at once, a warning per run is noise).
+    levels = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+    level = max(settings.log.level, "ERROR", key=levels.index)
+    bar = _Bar(len(points), "sweeping", "points") if not as_json and sys.stderr.isatty() else None
+    progress = bar.update if bar is not None else None
+    started = time.perf_counter()
+    try:
+        if cluster is not None:
+            where = f"on the cluster at {cluster}"
+            rows = sweep.run_cluster(
+                points,
+                reference,
+                cluster,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                progress=progress,
+                log_level=level,
+            )
+        else:
+            count = workers if workers is not None else spec.workers
+            count = max(1, min(count or sweep.local_cores(), len(points)))
+            where = f"on {count} local worker{'s' if count > 1 else ''}"
+            rows = sweep.run_local(
+                points,
+                reference,
+                count,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                progress=progress,
+                log_level=level,
+            )
+    finally:
+        if bar is not None:
+            bar.stop()
+    elapsed = time.perf_counter() - started
+    csv_path = sweep.write_csv((report or Path.cwd()) / "sweep.csv", spec.keys, rows)
+    if as_json:
+        from arbot.cli._common import print_json
+
+        print_json({"sweep": str(file), "points": len(rows), "csv": str(csv_path), "rows": rows})
+        return
+    from decimal import Decimal
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    headers = ["seen", "taken", "fills", "PnL net", "fees", "max DD", "turnover", "unwound"]
+    table = Table(
+        "#",
+        *(name.replace(".", "\n") for name in sweep.short_names(spec.keys)),
+        *headers,
+        title=f"backtest sweep: {len(rows)} points of {file}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        caption=f"{where}, {elapsed:.1f} s; money in quote, rounded (sweep.csv has it "
+        f"exactly); written to {csv_path}",
+    )
+    for column in table.columns[1:]:
+        column.justify = "right"
+    for row in rows:
+        cells = [str(row["point"])]
+        cells += [sweep.text(row[key]) for key in spec.keys]
+        cells += [
+            f"{value:,}" if isinstance(value, int) else f"{Decimal(value):.2f}"
+            for value in (row[name] for name in sweep.FIGURES)
+        ]
+        table.add_row(*cells)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: no reason to squeeze the columns
+        console = Console(width=max(console.width, 160))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
