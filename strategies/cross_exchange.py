@@ -65,7 +65,7 @@ skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import (
     ROUND_FLOOR,
     ROUND_HALF_EVEN,
@@ -94,7 +94,7 @@ from arbot.model import (
     Side,
     to_decimal,
 )
-from arbot.strategy.base import BookKey, Strategy, StrategyParams
+from arbot.strategy.base import BookKey, Crossing, Strategy, StrategyParams
 from arbot.strategy.context import StrategyContext
 
 __all__ = ["CrossExchange", "CrossExchangeParams"]
@@ -421,6 +421,24 @@ class CrossExchange(Strategy):
     def on_start(self, ctx: StrategyContext) -> None:
         for key, market in ctx.markets.items():
             self._markets[key] = _MarketInfo(market)
+
+    def screen(self, ctx: StrategyContext) -> Sequence[Crossing]:
+        """Buy on A, sell on B, for every ordered pair of venues of a traded symbol: the
+        same top-of-book test :meth:`on_book` makes before it sizes anything."""
+        edge = self._edge_f
+        crossings = []
+        for symbol in sorted({symbol for _venue, symbol in self.books(ctx.markets)}):
+            venues = [v for v in ctx.venues_for(symbol) if (v, symbol) in ctx.markets]
+            for buy in venues:
+                buy_info = self._info(ctx, buy, symbol)
+                for sell in venues:
+                    sell_info = self._info(ctx, sell, symbol)
+                    if sell == buy or buy_info is None or sell_info is None:
+                        continue
+                    crossings.append(
+                        Crossing((sell, symbol), sell_info.keep, (buy, symbol), buy_info.pay + edge)
+                    )
+        return crossings
 
     def on_book(self, update: BookUpdate, ctx: StrategyContext) -> list[Opportunity]:
         symbol = update.symbol

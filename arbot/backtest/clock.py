@@ -88,10 +88,16 @@ class _IdleSelector(selectors.SelectSelector):
     def __init__(self, on_idle: Callable[[float | None], None]) -> None:
         super().__init__()
         self._on_idle = on_idle
+        self._polls = 0
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None or timeout > 0:
             self._on_idle(timeout)
+            return []
+        # Only the loop's own wake-up pipe is registered, and nothing waits on it: a
+        # system call on every pass of the loop (tens per execution) is wasted.
+        self._polls += 1
+        if self._polls & 63:
             return []
         return super().select(0)
 

@@ -103,4 +103,25 @@ def moments(stream: Iterable[BookUpdate]) -> Iterator[Moment]:
         yield moment
 
 
-__all__ = ["Moment", "moments", "updates"]
+class PlainMoments:
+    """Every moment of a stream, each applied in full (the runner's source when the
+    strategy has no screen or a data latency has jitter); see
+    :class:`~arbot.backtest.columnar.ColumnarMoments` for the screened one."""
+
+    screened = False
+
+    def __init__(self, stream: Iterator[Moment]) -> None:
+        self._stream = stream
+        self._next = next(stream, None)
+
+    def peek(self) -> Moment | None:
+        return self._next
+
+    def pop(self) -> None:
+        self._next = next(self._stream, None)
+
+    def skip(self, limit_ns: int | None) -> int:
+        return 0
+
+
+__all__ = ["Moment", "PlainMoments", "moments", "updates"]

@@ -56,7 +56,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -133,6 +133,17 @@ class _Sampler:
         self.count += 1
         return due
 
+    def due_among(self, n: int) -> Iterator[int]:
+        """Offsets ``k < n`` of the next ``n`` items :meth:`due` would accept, in order, as
+        if :meth:`due` were called ``n`` times; :meth:`add` each before the next."""
+        base = self.count
+        k = -base % self.stride
+        while k < n:
+            self.count = base + k + 1
+            yield k
+            k += 1 + -(base + k + 1) % self.stride
+        self.count = base + n
+
     def add(self, item: Sample) -> None:
         self.items.append(item)
         if len(self.items) > self.limit:
@@ -195,6 +206,11 @@ class Recorder:
     @property
     def spread_samples(self) -> list[Sample]:
         return self._sampler.items
+
+    @property
+    def sampler(self) -> _Sampler:
+        """The spread sampler (the screened replay samples skipped moments through it)."""
+        return self._sampler
 
 
 def spread_bps(

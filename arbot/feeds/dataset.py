@@ -70,7 +70,7 @@ SCHEMA: Final = pa.schema(
 )
 """One row per book update; see ``docs/data.md``."""
 
-_READ_COLUMNS: Final = [
+READ_COLUMNS: Final = [  # what a replay reads of each row
     "exchange_ms",
     "received_ns",
     "sequence",
@@ -601,7 +601,9 @@ def _recover_journal(journal: Path, number: int) -> int:
 
 
 @dataclass(slots=True)
-class _FileMeta:
+class PartMeta:
+    """A published part's footer, checked: what and when it holds, per row group."""
+
     path: Path
     venue: str
     symbol: str
@@ -615,7 +617,7 @@ def _fail(path: Path, problem: str) -> DatasetError:
     return DatasetError(f"{path}: {problem}")
 
 
-def _inspect(path: Path) -> _FileMeta:
+def _inspect(path: Path) -> PartMeta:
     """Read a part's footer and check that it is one of ours."""
     try:
         meta = pq.ParquetFile(str(path)).metadata
@@ -628,7 +630,7 @@ def _inspect(path: Path) -> _FileMeta:
     if not version.isdigit() or int(version) > FORMAT_VERSION:
         raise _fail(path, f"written by a newer arbot (format {version.decode(errors='replace')})")
     schema = meta.schema.to_arrow_schema()
-    for name in _READ_COLUMNS:
+    for name in READ_COLUMNS:
         if schema.get_field_index(name) < 0 or schema.field(name).type != SCHEMA.field(name).type:
             raise _fail(path, f"column {name!r} is missing or has the wrong type")
     index = schema.get_field_index("received_ns")
@@ -641,7 +643,7 @@ def _inspect(path: Path) -> _FileMeta:
         if stats is None or not stats.has_min_max:
             raise _fail(path, "received_ns has no statistics")
         groups.append((int(stats.min), int(stats.max)))
-    return _FileMeta(
+    return PartMeta(
         path=path,
         venue=kv.get(META_VENUE, b"").decode(),
         symbol=kv.get(META_SYMBOL, b"").decode(),
@@ -695,7 +697,7 @@ class _Cursor:
         "start_ns",
     )
 
-    def __init__(self, meta: _FileMeta, start_ns: int | None, end_ns: int | None) -> None:
+    def __init__(self, meta: PartMeta, start_ns: int | None, end_ns: int | None) -> None:
         self.meta = meta
         self.start_ns = start_ns
         self.end_ns = end_ns
@@ -725,7 +727,7 @@ class _Cursor:
             self.batches = handle.iter_batches(
                 batch_size=_READ_BATCH_ROWS,
                 row_groups=groups,
-                columns=_READ_COLUMNS,
+                columns=READ_COLUMNS,
                 use_threads=False,
             )
         except (pa.ArrowException, OSError) as exc:
@@ -781,13 +783,15 @@ class _Cursor:
         self.pos = stop
 
 
-def _select(
+def select_parts(
     root: Path,
     venues: Iterable[str] | None,
     symbols: Iterable[str] | None,
     start_ns: int | None,
     end_ns: int | None,
-) -> list[_FileMeta]:
+) -> list[PartMeta]:
+    """The published parts of these venues and symbols with rows in ``[start_ns, end_ns)``
+    (by their footers' statistics); every footer is checked (:class:`DatasetError`)."""
     venue_set = None if venues is None else set(venues)
     symbol_set = None if symbols is None else set(symbols)
     symbol_dirs = None if symbol_set is None else {symbol_dirname(s) for s in symbol_set}
@@ -795,7 +799,7 @@ def _select(
     last_day = None if end_ns is None else utc_day(end_ns - 1)
     if not root.is_dir():
         raise DatasetError(f"{root}: no such dataset directory")
-    selected: list[_FileMeta] = []
+    selected: list[PartMeta] = []
     for directory in _partition_dirs(root):
         venue_dir = directory.parent.parent.name.removeprefix("venue=")
         symbol_dir = directory.parent.name.removeprefix("symbol=")
@@ -841,14 +845,12 @@ def read_dataset(
     footer is checked before the first update is yielded; a corrupt or foreign file
     raises :class:`DatasetError` naming it.
     """
-    files = _select(Path(root), venues, symbols, start_ns, end_ns)
+    files = select_parts(Path(root), venues, symbols, start_ns, end_ns)
     files.sort(key=lambda m: (m.first_ns, str(m.path)))
     return _merge(files, start_ns, end_ns)
 
 
-def _merge(
-    files: list[_FileMeta], start_ns: int | None, end_ns: int | None
-) -> Iterator[BookUpdate]:
+def _merge(files: list[PartMeta], start_ns: int | None, end_ns: int | None) -> Iterator[BookUpdate]:
     # Heap entries: (next received_ns, order, opened?, cursor). An unopened file sits in
     # the heap under its first received_ns (a lower bound of its first row in range).
     order = {str(m.path): i for i, m in enumerate(sorted(files, key=lambda m: str(m.path)))}
@@ -889,7 +891,7 @@ def dataset_info(root: Path | str) -> list[PartitionInfo]:
             day = dt.date.fromisoformat(directory.name.removeprefix("date="))
         except ValueError:
             continue
-        by_symbol: dict[tuple[str, str], list[_FileMeta]] = {}
+        by_symbol: dict[tuple[str, str], list[PartMeta]] = {}
         for path in _published_parts(directory):
             meta = _inspect(path)
             if meta.rows:
@@ -913,14 +915,17 @@ def dataset_info(root: Path | str) -> list[PartitionInfo]:
 
 __all__ = [
     "FORMAT_VERSION",
+    "READ_COLUMNS",
     "SCHEMA",
     "DatasetError",
     "DatasetWriter",
+    "PartMeta",
     "PartitionInfo",
     "adopt_parts",
     "dataset_info",
     "read_dataset",
     "recover_dataset",
+    "select_parts",
     "symbol_dirname",
     "utc_day",
 ]

@@ -9,12 +9,13 @@ and sends the :class:`~arbot.model.Opportunity` values it returns to risk.
 from __future__ import annotations
 
 from arbot.feeds.book_feed import BookUpdate
-from arbot.strategy.base import BookKey, Strategy, StrategyParams
+from arbot.strategy.base import BookKey, Crossing, Strategy, StrategyParams
 from arbot.strategy.context import MarketState, StrategyContext
 
 __all__ = [
     "BookKey",
     "BookUpdate",
+    "Crossing",
     "MarketState",
     "Strategy",
     "StrategyContext",

@@ -10,7 +10,8 @@ fast, testable with plain lists, and identical in the daemon and the backtest.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -22,6 +23,20 @@ from arbot.strategy.context import StrategyContext
 
 BookKey = tuple[str, str]
 """``(venue, symbol)``: one book."""
+
+
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """A top-of-book test: ``best bid(sell) * sell_factor > best ask(buy) * buy_factor``.
+
+    One element of :meth:`Strategy.screen`. A book with no bid (``sell``) or no ask
+    (``buy``), or not seen yet, fails the test.
+    """
+
+    sell: BookKey
+    sell_factor: float
+    buy: BookKey
+    buy_factor: float
 
 
 class StrategyParams(BaseModel):
@@ -99,3 +114,15 @@ class Strategy(ABC):
     def on_timer(self, ctx: StrategyContext) -> list[Opportunity]:
         """Called every ``timer_interval_s`` seconds when that is set."""
         return []
+
+    def screen(self, ctx: StrategyContext) -> Sequence[Crossing] | None:
+        """Optional: top-of-book tests of which one holds whenever :meth:`on_book` can
+        propose anything (after fees and edge, with any balances). Backtests evaluate
+        them on every update at C speed and call :meth:`on_book` only where one holds,
+        which is what makes them fast. Asked once, after :meth:`on_start`.
+
+        The contract is one-sided: a test may hold where nothing is proposed, but when
+        none holds after an update, :meth:`on_book` must return nothing for it. ``None``
+        (the default) means no screen: :meth:`on_book` runs on every update.
+        """
+        return None

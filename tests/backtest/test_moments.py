@@ -6,9 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from backtest_support import MS, T0, book, pair_settings, settings_from, write_books
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arbot.backtest.latency import Latency
-from arbot.backtest.markets import build_markets, decimals, infer_grid
+from arbot.backtest.markets import array_decimals, build_markets, decimals, infer_grid
 from arbot.backtest.replay import moments, updates
 
 BOOKS = [("alpha", "ABC/USDT"), ("beta", "ABC/USDT")]
@@ -77,6 +79,21 @@ def test_jitter_never_reorders_a_venue_and_is_seeded(tmp_path: Path) -> None:
     assert [ns for ns, _ in first] == sorted(ns for ns, _ in first)
     assert first == replay("s")
     assert first != replay("t")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False)
+        | st.decimals(min_value=0, max_value=10**7, places=8).map(float),
+        max_size=40,
+    )
+)
+def test_decimals_at_c_speed_equal_the_repr_count(values: list[float]) -> None:
+    """The grid is inferred on Arrow's digits; they must count like ``repr`` does."""
+    import pyarrow as pa
+
+    assert array_decimals(pa.array(values, pa.float64())) == decimals(values)
 
 
 def test_grids_are_inferred_from_the_finest_decimals_unless_configured(tmp_path: Path) -> None:

@@ -358,6 +358,61 @@ def test_proposals_are_exactly_feasible_and_optimal(case: Case) -> None:
         assert exact.profit >= best_clear * (1 - TOL), (exact.profit, best_clear)
 
 
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_the_screen_holds_whenever_a_trade_is_proposed(case: Case) -> None:
+    """Backtests skip updates where no screen test holds (arbot.backtest.columnar), so a
+    proposal where none holds would be an opportunity a backtest silently misses."""
+    balances = [Balance(v, a, amount) for (v, a), amount in case.balances.items()]
+    world = World(list(case.markets.values()), balances, CrossExchange(case.params))
+    crossings = world.strategy.screen(world.ctx)
+    assert len(crossings) == 2  # a -> b and b -> a
+    other = "b" if case.updated == "a" else "a"
+    world.book(other, *case.books[other], age_ms=5)
+    found = world.book(case.updated, *case.books[case.updated])
+    holds = False
+    for c in crossings:
+        sell_bids, buy_asks = case.books[c.sell[0]][0], case.books[c.buy[0]][1]
+        if (
+            sell_bids
+            and buy_asks
+            and sell_bids[0][0] * c.sell_factor > buy_asks[0][0] * c.buy_factor
+        ):
+            holds = True
+    if found:
+        assert holds, "a proposal the screen would have hidden"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    fee_a=st.integers(0, 30),
+    fee_b=st.integers(0, 30),
+    edge_bps=st.sampled_from([0.0, 1.0, 5.0]),
+    margin=st.floats(-0.002, 0.002),
+)
+def test_the_screen_holds_for_every_proposal_near_the_threshold(
+    fee_a: int, fee_b: int, edge_bps: float, margin: float
+) -> None:
+    """Books that cross by about what fees and edge take, where a screen that is a
+    hair too strict would hide proposals."""
+    markets = [
+        market("a", tick="0.0001", fee=str(fee_a / 10_000)),
+        market("b", tick="0.0001", fee=str(fee_b / 10_000)),
+    ]
+    world = World(markets, rich("a", "b"), strategy(min_edge_bps=edge_bps))
+    crossings = world.strategy.screen(world.ctx)
+    ask = 100.0
+    bar = ask * (1 + fee_a / 10_000 + edge_bps / 10_000) / (1 - fee_b / 10_000)
+    bid = round(bar * (1 + margin), 4)
+    world.book("a", [(99.0, 5.0)], [(ask, 5.0)], age_ms=1)
+    found = world.book("b", [(bid, 5.0)], [(bid + 1.0, 5.0)])
+    holds = any(
+        c.sell == ("b", SYMBOL) and bid * c.sell_factor > ask * c.buy_factor for c in crossings
+    )
+    if found:
+        assert holds, "a proposal the screen would have hidden"
+
+
 @settings(max_examples=150, deadline=None)
 @given(cases(), st.integers(1, 10_000))
 def test_stale_other_book_is_never_used(case: Case, age_over_ms: int) -> None:
