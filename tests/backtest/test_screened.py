@@ -42,6 +42,8 @@ def random_books(seed: int, count: int, venues: int, together: float) -> list[Bo
             at += rng.choice([1, 1, 2, 7])
         v = rng.randrange(venues)
         mids[v] += rng.choice([-3, -1, 0, 1, 3]) * 0.01
+        if rng.random() < 0.1:
+            mids[v] += rng.choice([-0.25, 0.25])  # a dislocation that beats fees
         mids[v] += (100.0 - mids[v]) * 0.05  # keep the venues near one another
         half = rng.choice([1, 1, 2, 4])
         bid_top = round(mids[v] * 100) - half
