@@ -98,10 +98,15 @@ class BacktestVenue(PaperVenue):
     async def _request(self, act: Callable[[], Order]) -> Order:
         """Run ``act`` at arrival time; its answer (or refusal) comes back one draw later."""
         self.requests += 1
+        latency = self.order_latency
+        if latency.is_zero:
+            # Arrival and answer at the same instant: nothing can happen in between (the
+            # moment at this time is applied already, and requests sent now would arrive
+            # after this one in the event queue too), so run it now.
+            return act()
         answer: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
         events = self.events
         clock = self.clock
-        latency = self.order_latency
 
         def arrive() -> None:
             result: Order | None = None
