@@ -408,6 +408,7 @@ class ColumnarMoments:
             return chunk
         if chunk is not None:
             self._sync(chunk, chunk.n)
+            self._resolve(chunk)
             self._carry = [
                 (chunk.bid[b][chunk.n - 1].as_py(), chunk.ask[b][chunk.n - 1].as_py())
                 for b in range(len(self.books))
@@ -544,33 +545,40 @@ class ColumnarMoments:
         recorder.moments += last - first
         if not recorder.spread_books:
             return
-        # Which moments the sampler keeps depends on counts only, so it is run first with
-        # placeholders; the tops of those that survive are then read in one take per book.
-        sampler = recorder.sampler
-        for k in sampler.due_among(last - first):
-            sampler.add((ends[first + k], _PENDING))
-        items = sampler.items
-        tail = len(items)
-        while tail and items[tail - 1][1] is _PENDING:
-            tail -= 1
-        kept = len(items) - tail
-        if not kept:
+        # Which moments the sampler keeps depends on counts only: it is run with
+        # placeholders holding the row, whose tops are read when the chunk is done
+        # (:meth:`_resolve`), one take per book for all of them.
+        recorder.sampler.add_due(last - first, lambda k: (ends[first + k], _PENDING))
+
+    def finish(self) -> None:
+        """The replay is over (or stopped): complete what the current chunk owes."""
+        if self._chunk is not None:
+            self._resolve(self._chunk)
+
+    def _resolve(self, chunk: _Chunk) -> None:
+        """Fill in the tops of this chunk's spread samples (see :meth:`_record`)."""
+        recorder = self.recorder
+        if recorder is None or not recorder.spread_books:
             return
-        rows = pa.array([row for row, _ in items[tail:]], pa.uint64())
+        items = recorder.sampler.items
+        pending = [i for i, item in enumerate(items) if item[1] is _PENDING]
+        if not pending:
+            return
+        rows = pa.array([items[i][0] for i in pending], pa.uint64())
         columns = []
         for venue, symbol in recorder.spread_books:
             book = self._index[(venue, symbol)]
             bids = pc.take(chunk.bid[book], rows).to_pylist()
             asks = pc.take(chunk.ask[book], rows).to_pylist()
             columns.append((venue, symbol, bids, asks))
-        for i in range(kept):
+        ns = chunk.ns
+        for j, i in enumerate(pending):
             tops = []
             for venue, symbol, bids, asks in columns:
-                bid, ask = bids[i], asks[i]
+                bid, ask = bids[j], asks[j]
                 if bid is not None and ask is not None and not isnan(bid) and not isnan(ask):
                     tops.append((venue, symbol, bid, ask))
-            row = items[tail + i][0]
-            items[tail + i] = (ns[row], tuple(tops))
+            items[i] = (ns[items[i][0]], tuple(tops))
 
 
 __all__ = ["ColumnarMoments"]

@@ -56,7 +56,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -133,14 +133,13 @@ class _Sampler:
         self.count += 1
         return due
 
-    def due_among(self, n: int) -> Iterator[int]:
-        """Offsets ``k < n`` of the next ``n`` items :meth:`due` would accept, in order, as
-        if :meth:`due` were called ``n`` times; :meth:`add` each before the next."""
+    def add_due(self, n: int, make: Callable[[int], Sample]) -> None:
+        """As if :meth:`due` were called for ``n`` more items, adding ``make(k)`` for each
+        due one (``k`` its offset among the ``n``), with no call per item not due."""
         base = self.count
         k = -base % self.stride
         while k < n:
-            self.count = base + k + 1
-            yield k
+            self.add(make(k))
             k += 1 + -(base + k + 1) % self.stride
         self.count = base + n
 

@@ -345,6 +345,8 @@ class Backtest:
             self._build()
             with asyncio.Runner(loop_factory=self._loop) as runner:
                 runner.run(self._main())
+            if isinstance(self._source, ColumnarMoments):
+                self._source.finish()
             engine = self.engine
             if engine.in_flight:  # pragma: no cover - a blocked execution is a bug
                 logger.error("{} execution(s) never finished", engine.in_flight)
