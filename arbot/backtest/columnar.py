@@ -41,6 +41,7 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from math import isnan
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
@@ -150,12 +151,14 @@ class _Part:
 
     __slots__ = (
         "_batches",
+        "_next",
         "batch_rows",
         "blocks",
         "book",
         "bound",
         "end_ns",
         "meta",
+        "reader",
         "shift",
         "start_ns",
     )
@@ -168,6 +171,7 @@ class _Part:
         start_ns: int | None,
         end_ns: int | None,
         batch_rows: int,
+        reader: ThreadPoolExecutor,
     ) -> None:
         self.meta = meta
         self.batch_rows = batch_rows
@@ -175,33 +179,50 @@ class _Part:
         self.shift = shift
         self.start_ns = start_ns
         self.end_ns = end_ns
+        self.reader = reader
         self.blocks: deque[_Block] = deque()
         self.bound = meta.first_ns + shift  # nothing read yet: a lower bound of its rows
         self._batches: Iterator[Any] | None = None
+        self._next: Future[Any] | None = None
 
     @property
     def done(self) -> bool:
         return self.bound == _END
 
+    def read_ahead(self) -> None:
+        """Start decoding the next batch on the reader thread (Arrow releases the GIL
+        while it decodes, so this overlaps the engine's work)."""
+        if self._next is None and not self.done:
+            self._next = self.reader.submit(self._read)
+
+    def _read(self) -> Any:
+        """The next raw batch, or ``None`` at the end of the file (on the reader thread)."""
+        if self._batches is None:
+            lo, hi = self.start_ns, self.end_ns
+            groups = [
+                i
+                for i, (gmin, gmax) in enumerate(self.meta.groups)
+                if (lo is None or gmax >= lo) and (hi is None or gmin < hi)
+            ]
+            self._batches = pq.ParquetFile(str(self.meta.path)).iter_batches(
+                batch_size=self.batch_rows,
+                row_groups=groups,
+                columns=READ_COLUMNS,
+                use_threads=False,
+            )
+        return next(self._batches, None)
+
     def load(self) -> None:
         """Read the next batch with rows in range (or learn there is none)."""
         path = self.meta.path
         try:
-            if self._batches is None:
-                lo, hi = self.start_ns, self.end_ns
-                groups = [
-                    i
-                    for i, (gmin, gmax) in enumerate(self.meta.groups)
-                    if (lo is None or gmax >= lo) and (hi is None or gmin < hi)
-                ]
-                self._batches = pq.ParquetFile(str(path)).iter_batches(
-                    batch_size=self.batch_rows,
-                    row_groups=groups,
-                    columns=READ_COLUMNS,
-                    use_threads=False,
-                )
-            for read in self._batches:
-                batch = read
+            while True:
+                self.read_ahead()
+                assert self._next is not None
+                batch = self._next.result()
+                self._next = None
+                if batch is None:
+                    break
                 received = _ints(batch.column("received_ns"), "q")
                 count = len(received)
                 start = 0 if self.start_ns is None else bisect.bisect_left(received, self.start_ns)
@@ -215,11 +236,16 @@ class _Part:
                 if end < count:
                     break  # the rest of the file is at or after end_ns
                 if start < end:
+                    self.read_ahead()
                     return
             self.bound = _END
             self._batches = None
         except (pa.ArrowException, OSError) as exc:
             raise DatasetError(f"{path}: unreadable ({' '.join(str(exc).split())})") from exc
+
+
+def _bound(part: _Part) -> int:
+    return part.bound
 
 
 class _Chunk:
@@ -349,9 +375,17 @@ class ColumnarMoments:
         metas = [m for m in metas if (m.venue, m.symbol) in self._index]
         metas.sort(key=lambda m: (rank[m.venue], str(m.path)))
         rows = batch_rows or _BATCH_ROWS
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="arbot-parquet")
+        self._ahead = 2 * len(self.books)  # parts decoding ahead: about the next batch of each
         self._parts = [
             _Part(
-                m, self._index[(m.venue, m.symbol)], shifts.get(m.venue, 0), start_ns, end_ns, rows
+                m,
+                self._index[(m.venue, m.symbol)],
+                shifts.get(m.venue, 0),
+                start_ns,
+                end_ns,
+                rows,
+                self._reader,
             )
             for m in metas
         ]
@@ -449,6 +483,8 @@ class ColumnarMoments:
                 while blocks and blocks[0].pos == len(blocks[0].received):
                     blocks.popleft()
             self._parts = parts
+            for part in sorted(parts, key=_bound)[: self._ahead]:
+                part.read_ahead()
             if pieces:
                 return pieces
             for part in parts:
@@ -551,9 +587,13 @@ class ColumnarMoments:
         recorder.sampler.add_due(last - first, lambda k: (ends[first + k], _PENDING))
 
     def finish(self) -> None:
-        """The replay is over (or stopped): complete what the current chunk owes."""
+        """The replay is over: complete what the current chunk owes."""
         if self._chunk is not None:
             self._resolve(self._chunk)
+
+    def close(self) -> None:
+        """Stop the reader thread (a batch it is decoding is dropped)."""
+        self._reader.shutdown(wait=True, cancel_futures=True)
 
     def _resolve(self, chunk: _Chunk) -> None:
         """Fill in the tops of this chunk's spread samples (see :meth:`_record`)."""

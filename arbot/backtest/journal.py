@@ -28,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Connection, Table, func, insert, select
 
 from arbot.engine import ids
 from arbot.engine.journal import (
@@ -39,6 +39,7 @@ from arbot.engine.journal import (
     order_update_values,
     order_values,
 )
+from arbot.errors import StoreError
 from arbot.model import Fill, Opportunity, Order
 from arbot.store import FillRow, OpportunityRow, OrderRow
 from arbot.store._types import utcnow
@@ -134,13 +135,8 @@ class BufferedJournal(Journal):
         with self.store.engine.begin() as connection:
             rows: dict[int, int] = {}
             if numbers:
-                result = connection.execute(
-                    insert(_OPPORTUNITIES).returning(
-                        _OPPORTUNITIES.c.id, sort_by_parameter_order=True
-                    ),
-                    [self._opportunities[n] for n in numbers],
-                )
-                rows = dict(zip(numbers, result.scalars().all(), strict=True))
+                waiting = [self._opportunities[n] for n in numbers]
+                rows = dict(zip(numbers, _insert(connection, _OPPORTUNITIES, waiting), strict=True))
             renamed: dict[str, str] = {}
             orders = []
             for client_id, values in self._orders.items():
@@ -152,11 +148,12 @@ class BufferedJournal(Journal):
                 )
             order_rows: dict[str, int] = {}
             if orders:
-                result = connection.execute(
-                    insert(_ORDERS).returning(_ORDERS.c.id, sort_by_parameter_order=True), orders
-                )
                 order_rows = dict(
-                    zip((o["client_order_id"] for o in orders), result.scalars(), strict=True)
+                    zip(
+                        (o["client_order_id"] for o in orders),
+                        _insert(connection, _ORDERS, orders),
+                        strict=True,
+                    )
                 )
             if self._fills:
                 fills = []
@@ -177,6 +174,31 @@ class BufferedJournal(Journal):
     def finish_run(self, status: str = "finished") -> None:
         self.flush()
         super().finish_run(status)
+
+
+def _insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` in order; their ids, in the same order.
+
+    SQLite cannot batch ``INSERT ... RETURNING`` in parameter order (SQLAlchemy sends
+    one statement per row), but inside this transaction nothing else can write the
+    database, and a table whose key is the rowid numbers a batch consecutively from
+    the largest id: one ``executemany``, then ``last_insert_rowid()``. Checked, not
+    assumed: the ids must hold exactly these rows' run.
+    """
+    if connection.dialect.name != "sqlite":
+        result = connection.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        return list(result.scalars().all())
+    connection.execute(insert(table), rows)
+    last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+    first = last - len(rows) + 1
+    found = connection.execute(
+        select(func.count()).where(table.c.id.between(first, last))
+    ).scalar_one()
+    if found != len(rows):  # pragma: no cover - would mean the rowids were not consecutive
+        raise StoreError(f"{table.name}: a bulk insert was not numbered consecutively")
+    return list(range(first, last + 1))
 
 
 def _renumbered(client_order_id: str, opportunity_row: int) -> str:
