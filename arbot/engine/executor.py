@@ -284,7 +284,10 @@ class Executor:
         answers = await asyncio.gather(*(self._place(order) for order in orders))
         for answer in answers:
             run.orders[answer.client_order_id] = answer
-        fills = await asyncio.gather(*(self._fills_of(answer) for answer in answers))
+        if all(self.venues[answer.venue].reads_at_once for answer in answers):
+            fills = [await self._fills_of(answer) for answer in answers]  # nothing to overlap
+        else:
+            fills = await asyncio.gather(*(self._fills_of(answer) for answer in answers))
         for answer, got in zip(answers, fills, strict=True):
             if got:
                 run.fills[answer.client_order_id] = got
@@ -316,7 +319,9 @@ class Executor:
         finally:
             if not request.done():
                 request.cancel()
-            await asyncio.gather(request, return_exceptions=True)
+                await asyncio.gather(request, return_exceptions=True)
+            elif not request.cancelled():
+                request.exception()  # retrieved: asyncio does not warn about it
         self._trace("answer", answer)
         self.journal.update_order(answer, sent_at=sent_at)
         self._trace("updated", answer)
@@ -403,8 +408,11 @@ class Executor:
         fills: list[Fill] = []
         while True:
             try:
-                remaining = max(deadline - loop.time(), 0.001)
-                fills = await asyncio.wait_for(venue.fetch_order_fills(order), remaining)
+                if venue.reads_at_once:
+                    fills = await venue.fetch_order_fills(order)
+                else:
+                    remaining = max(deadline - loop.time(), 0.001)
+                    fills = await asyncio.wait_for(venue.fetch_order_fills(order), remaining)
             except (TimeoutError, VenueError) as exc:
                 logger.debug("fills of {}: {}", order.client_order_id, exc)
             if sum((f.amount for f in fills), ZERO) >= order.filled:

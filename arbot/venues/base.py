@@ -21,6 +21,10 @@ class Venue(ABC):
     poll_interval_s: float | None = None
     """``None``: books are streamed (:meth:`watch_order_book`); else the feed polls
     :meth:`fetch_order_book` this often (venues without websocket books)."""
+    reads_at_once: bool = False
+    """``True``: reads of the account (:meth:`fetch_order`, :meth:`fetch_order_fills`)
+    answer from memory without waiting for anything, so callers need no timeout around
+    them (paper and backtest venues)."""
 
     @abstractmethod
     async def load_markets(self) -> dict[str, Market]:

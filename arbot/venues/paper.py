@@ -79,6 +79,8 @@ class PaperVenue(Venue):
             from the clock at construction, so ids stay unique across runs in one store.
     """
 
+    reads_at_once = True  # the account lives in memory
+
     def __init__(
         self,
         name: str,
