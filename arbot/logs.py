@@ -9,6 +9,7 @@ for the same reason.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -41,8 +42,13 @@ def configure_logging(
     json_lines: bool = False,
     file: Path | None = None,
     stream: TextIO | None = None,
+    quiet: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace every loguru handler with arbot's: one on stderr, optionally one file."""
+    """Replace every loguru handler with arbot's: one on stderr, optionally one file.
+
+    ``quiet``: a higher minimum level for some modules (``{"arbot.engine.executor":
+    "ERROR"}``): what is news in a daemon can be noise elsewhere.
+    """
     from loguru import logger
 
     logger.remove()
@@ -55,6 +61,9 @@ def configure_logging(
         handle = file.open("a", encoding="utf-8")
         _open_files.append(handle)
         sinks.append((handle, False))
+    levels: dict[str | None, str | int | bool] = {}
+    for module, minimum in (quiet or {}).items():
+        levels[module] = minimum
     for sink_stream, colorize in sinks:
         logger.add(
             MaskingSink(sink_stream).write,
@@ -64,4 +73,5 @@ def configure_logging(
             colorize=colorize,
             backtrace=False,
             diagnose=False,
+            filter=levels or None,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -38,7 +39,10 @@ def load_settings(path: Path | None) -> Settings:
     return _load(path)
 
 
-def setup_logging(ctx: typer.Context, settings: Settings) -> None:
+def setup_logging(
+    ctx: typer.Context, settings: Settings, quiet: Mapping[str, str] | None = None
+) -> None:
+    """``quiet``: higher minimum levels per module, unless ``--log-level`` was given."""
     from arbot.logs import configure_logging
 
     state = ctx.find_object(CliState) or CliState()
@@ -46,6 +50,7 @@ def setup_logging(ctx: typer.Context, settings: Settings) -> None:
         level=(state.log_level or settings.log.level).upper(),
         json_lines=state.log_json or settings.log.json_lines,
         file=settings.log.file,
+        quiet=None if state.log_level else quiet,
     )
 
 

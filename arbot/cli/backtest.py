@@ -103,7 +103,9 @@ def backtest(
     if workers is not None and cluster is not None:
         raise ArbotError("--workers is for local sweeps; a --cluster sweep uses its workers")
     settings = load_settings(config)
-    setup_logging(ctx, settings)
+    # Each unwind is a warning in a daemon; in a backtest the summary counts them (and
+    # --log-level INFO shows them all).
+    setup_logging(ctx, settings, quiet={"arbot.engine.executor": "ERROR"})
     start_ns = None if start is None else parse_time(start, "--from")
     end_ns = None if end is None else parse_time(end, "--to")
     if start_ns is not None and end_ns is not None and start_ns >= end_ns:
@@ -239,7 +241,8 @@ def _print(result: BacktestResult, settings: Settings, report: Path | None, as_j
     table.add_row(f"turnover ({quote})", s["turnover_quote"])
     table.add_row(f"max drawdown ({quote})", s["max_drawdown_quote"])
     for asset, drift in s["inventory_drift"].items():
-        table.add_row(f"inventory drift {asset}", f"max deviation {drift['max_deviation']}")
+        share = float(drift["max_deviation"]) * 100  # exact in --json and summary.json
+        table.add_row(f"inventory drift {asset}", f"{share:.2f} pp off an equal split")
     table.add_row("database", str(extra["database"]))
     if report is not None:
         table.add_row("report", str(report))

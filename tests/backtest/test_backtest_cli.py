@@ -132,3 +132,27 @@ def test_backtest_help_is_the_commands(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     for option in ("--data", "--from", "--to", "--report", "--seed", "--json"):
         assert option in out
+
+
+def test_unwinds_are_counted_not_logged_unless_a_log_level_is_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # beta's book moves away while the order travels: its leg misses, alpha's is unwound.
+    config = pair_settings(tmp_path, beta="order_latency = { ms = 5 }")
+    data = write_books(
+        tmp_path / "books",
+        [
+            book("alpha", 0, [(99.99, 10.0)], [(100.0, 10.0)]),
+            book("beta", 0, [(101.0, 10.0)], [(102.0, 10.0)]),
+            book("beta", 2, [(98.0, 10.0)], [(100.5, 10.0)]),
+        ],
+    )
+    del config
+    path = tmp_path / "arbot.toml"
+    code, out, err = backtest(capsys, path, "--data", str(data), "--json")
+    assert code == 0
+    assert json.loads(out)["legs_unwound"] == 1
+    assert "unwinding" not in err
+    code = main(["--log-level", "INFO", "backtest", "-c", str(path), "--data", str(data), "--json"])
+    assert code == 0
+    assert "unwinding" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from backtest_support import link_csv_tops, link_settings
 
 from arbot.backtest.runner import Backtest
@@ -156,3 +157,33 @@ def test_cli_replays_the_link_set_with_a_report(
     assert len(trades) == 1 + summary["fills"]
     html = (report / "report.html").read_text()
     assert html.count("<svg") == 4
+
+
+def test_the_documented_example_config_gives_the_documented_results(
+    link_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/backtest.md quotes these numbers for config/backtest-link.example.toml."""
+    example = Path(__file__).resolve().parents[2] / "config" / "backtest-link.example.toml"
+    monkeypatch.chdir(tmp_path)  # its database is relative to where arbot runs
+    runs = {}
+    for name, text in (
+        ("as shipped", example.read_text()),
+        (
+            "huobi 40 ms late",
+            example.read_text().replace(
+                "[backtest.venues.huobi]\n", "[backtest.venues.huobi]\ndata_latency = { ms = 40 }\n"
+            ),
+        ),
+    ):
+        config = tmp_path / f"{len(runs)}.toml"
+        config.write_text(text)
+        assert main(["backtest", "-c", str(config), "--data", str(link_data), "--json"]) == 0
+        runs[name] = json.loads(capsys.readouterr().out)
+    shipped, late = runs["as shipped"], runs["huobi 40 ms late"]
+    assert (shipped["opportunities_taken"], shipped["outcomes"]) == (7, {"filled": 7})
+    assert Decimal(shipped["pnl_net_quote"]).quantize(Decimal("0.01")) == Decimal("1.16")
+    assert (late["opportunities_taken"], late["outcomes"]) == (121, {"filled": 7, "unwound": 114})
+    assert Decimal(late["pnl_net_quote"]).quantize(Decimal("1")) == Decimal("-69")
