@@ -302,6 +302,8 @@ The contract in short (docs/strategies.md has the rest):
   must be quick, synchronous and pure: read ``ctx``, return opportunities, no I/O.
 * Legs must sit on their market's grid and within its limits, and the free balances
   must cover them: risk refuses anything else (``arbot.testing`` checks the same).
+* ``screen`` (optional) makes backtests fast: top-of-book tests of which one holds
+  whenever ``on_book`` can propose anything; a backtest runs ``on_book`` only there.
 
 This example is a complete (if naive) strategy: when one venue's best bid for a symbol
 is above another venue's best ask by more than both taker fees and ``min_edge_bps``,
@@ -316,7 +318,14 @@ from decimal import Decimal
 from pydantic import Field
 
 from arbot.model import BookStamp, Leg, Market, Opportunity, OrderBook, Side, to_decimal
-from arbot.strategy import BookKey, BookUpdate, Strategy, StrategyContext, StrategyParams
+from arbot.strategy import (
+    BookKey,
+    BookUpdate,
+    Crossing,
+    Strategy,
+    StrategyContext,
+    StrategyParams,
+)
 
 BPS = Decimal(10_000)
 
@@ -350,6 +359,17 @@ class __CLASS__(Strategy):
     def books(self, markets: Mapping[BookKey, Market]) -> Iterable[BookKey]:
         wanted = set(self.params.symbols)
         return [key for key in markets if not wanted or key[1] in wanted]
+
+    def screen(self, ctx: StrategyContext) -> list[Crossing]:
+        """on_book proposes nothing unless one venue's best bid is above another's best
+        ask (its first exit below): a backtest skips every update where none is."""
+        books = list(self.books(ctx.markets))
+        return [
+            Crossing(sell, 1.0, buy, 1.0)
+            for sell in books
+            for buy in books
+            if sell[1] == buy[1] and sell[0] != buy[0]
+        ]
 
     def on_book(self, update: BookUpdate, ctx: StrategyContext) -> list[Opportunity]:
         symbol = update.symbol

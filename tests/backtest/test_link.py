@@ -187,3 +187,30 @@ def test_the_documented_example_config_gives_the_documented_results(
     assert Decimal(shipped["pnl_net_quote"]).quantize(Decimal("0.01")) == Decimal("1.16")
     assert (late["opportunities_taken"], late["outcomes"]) == (121, {"filled": 7, "unwound": 114})
     assert Decimal(late["pnl_net_quote"]).quantize(Decimal("1")) == Decimal("-69")
+
+
+def test_the_tutorials_scaffolded_plugin_backtests_as_documented_screened_or_not(
+    link_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/strategies.md, section 6: the scaffold takes 31 opportunities, all filled; its
+    screen changes the speed only."""
+    import re
+
+    from arbot.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["strategy", "new", "spread_watch"]) == 0
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "strategies.md").read_text()
+    section = doc[doc.index("## 6. Backtesting your plugin") :]
+    found = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert found is not None
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "backtest.toml").write_text(found.group(1))
+    settings = load_settings(tmp_path / "config" / "backtest.toml")
+    summaries = []
+    for screen in (True, False):
+        backtest = Backtest(settings, link_data, screen=screen)
+        summaries.append(backtest.run().summary)
+        assert backtest._source.screened is screen
+    assert summaries[0] == summaries[1]
+    assert (summaries[0]["opportunities_taken"], summaries[0]["outcomes"]) == (31, {"filled": 31})
