@@ -74,6 +74,16 @@ def backtest(
             "needs arbot[cluster]).",
         ),
     ] = None,
+    point: Annotated[
+        int | None,
+        typer.Option(
+            "--point",
+            min=1,
+            metavar="N",
+            help="With --sweep: run only point N of the grid, as a single backtest (stored, "
+            "with --report if given): the sweep row's figures, with its trades and plots.",
+        ),
+    ] = None,
 ) -> None:
     """Replay recorded books through strategy, risk and executor.
 
@@ -86,7 +96,8 @@ def backtest(
 
     With --sweep FILE, one backtest per point of the file's grid (settings keys and the
     values to try), on every local core (--workers N) or on a Dask cluster (--cluster
-    ADDRESS); one row per point in a table and in sweep.csv. Sweep runs are not stored.
+    ADDRESS); one row per point in a table and in sweep.csv. Sweep runs are not stored;
+    --point N runs one of them as a single backtest, stored and with its report.
 
     Exit codes: 0 done; 2 bad input (settings, data folder, empty selection, times,
     sweep file).
@@ -102,6 +113,11 @@ def backtest(
         raise ArbotError(f"{option} runs a sweep: add --sweep FILE")
     if workers is not None and cluster is not None:
         raise ArbotError("--workers is for local sweeps; a --cluster sweep uses its workers")
+    if point is not None and (sweep is None or workers is not None or cluster is not None):
+        raise ArbotError(
+            "--point N picks one point of a sweep to run alone: give --sweep FILE, "
+            "without --workers or --cluster"
+        )
     settings = load_settings(config)
     # Each unwind is a warning in a daemon; in a backtest the summary counts them (and
     # --log-level INFO shows them all).
@@ -119,7 +135,9 @@ def backtest(
                 f"--data {data}: no such folder; record books with arbot record or import "
                 "them with arbot data import"
             )
-    if sweep is not None:
+    if sweep is not None and point is not None:
+        settings, seed = _sweep_point(sweep, settings, point, seed), None
+    elif sweep is not None:
         _sweep(sweep, settings, data, start_ns, end_ns, seed, workers, cluster, report, as_json)
         return
     show_bar = not as_json and sys.stderr.isatty()
@@ -247,6 +265,19 @@ def _print(result: BacktestResult, settings: Settings, report: Path | None, as_j
     if report is not None:
         table.add_row("report", str(report))
     Console().print(table)
+
+
+def _sweep_point(file: Path, settings: Settings, number: int, seed: int | None) -> Settings:
+    """Point ``number`` of the sweep in ``file``: its settings (seed included)."""
+    from arbot.backtest import sweep
+    from arbot.errors import ArbotError
+
+    points = sweep.plan(settings, sweep.read_sweep(file), seed=seed)
+    if number > len(points):
+        raise ArbotError(
+            f"--point {number}: {file} has {len(points)} point(s), numbered 1 to {len(points)}"
+        )
+    return points[number - 1].settings
 
 
 def _sweep(

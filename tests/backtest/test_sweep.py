@@ -126,6 +126,38 @@ def test_one_worker_from_the_command_line_gives_the_same_rows_and_csv(
     assert (out / "sweep.csv").read_text().splitlines()[0] == ",".join(sweep.columns(KEYS))
 
 
+def test_one_point_runs_alone_with_its_rows_figures_and_a_report(
+    link_data: Path,
+    link_sweep: tuple[Path, Path],
+    local_rows: list[sweep.Row],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, file = link_sweep
+    out = tmp_path / "point4"
+    code, stdout, err = run_cli(
+        capsys,
+        *("-c", str(config), "--data", str(link_data), "--from", FROM, "--to", TO),
+        *("--sweep", str(file), "--point", "4", "--report", str(out), "--json"),
+    )
+    assert code == 0, err
+    summary = json.loads(stdout)
+    row = local_rows[3]
+    assert (row["point"], row[KEYS[0]], row[KEYS[1]]) == (4, 2, 50)
+    assert {name: summary[name] for name in sweep.FIGURES} == {
+        name: row[name] for name in sweep.FIGURES
+    }
+    assert summary["run_id"] > 0  # stored, unlike the sweep's runs
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "summary.json", "trades.csv"]
+    code, _, err = run_cli(
+        capsys,
+        *("-c", str(config), "--data", str(link_data), "--sweep", str(file), "--point", "7"),
+    )
+    assert code == 2
+    assert "--point 7: " in err
+    assert "has 6 point(s), numbered 1 to 6" in err
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     distributed = pytest.importorskip("distributed")
@@ -270,6 +302,8 @@ def test_a_bad_sweep_file_is_one_line(
             "--workers is for local sweeps",
         ),
         (["--sweep", "{tmp}/nowhere.toml"], "nowhere.toml: file not found"),
+        (["--point", "2"], "--point N picks one point of a sweep to run alone"),
+        (["--sweep", "{sweep}", "--point", "1", "--workers", "2"], "--point N picks one point"),
         (["--sweep", "{sweep}", "--cluster", "nonsense"], "nonsense: not a scheduler address"),
         (
             ["--sweep", "{sweep}", "--cluster", "tcp://127.0.0.1:1", "--data", "s3://b/books"],
