@@ -58,10 +58,23 @@ def build(name: str, entry: Entry) -> Any:
     if hasattr(module, "app"):  # a group, even when it has one subcommand (config check)
         command = typer.main.get_group(module.app)
         command.name = name
-        return command
+        return _literal_brackets(command)
     holder = typer.Typer()
     module.register(holder)
-    return typer.main.get_group(holder).commands[name]
+    return _literal_brackets(typer.main.get_group(holder).commands[name])
+
+
+def _literal_brackets(command: Any) -> Any:
+    """Help texts name settings as ``[ops] port``; the help renderer (rich) would take
+    ``[ops]`` for a markup tag and drop it, so brackets are escaped."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "help", None):
+            param.help = param.help.replace("[", "\\[")
+    if command.help:
+        command.help = command.help.replace("[", "\\[")
+    for sub in getattr(command, "commands", {}).values():
+        _literal_brackets(sub)
+    return command
 
 
 class LazyGroup(TyperGroup):

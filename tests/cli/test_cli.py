@@ -55,6 +55,23 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
     assert "Usage: arbot" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["status"], "(default: [ops] port)"),
+        (["run"], "default: [mode]"),
+        (["keys", "add"], "as in [venues.NAME]"),
+        (["backtest"], "arbot[cluster]"),
+    ],
+)
+def test_settings_in_brackets_survive_the_help_renderer(
+    command: list[str], shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert shown in text
+
+
 def test_init_then_check_as_a_new_user_would(tmp_path: Path) -> None:
     result = arbot("init", "mybot", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
