@@ -7,8 +7,10 @@ costs. A strategy that offers a :meth:`~arbot.strategy.base.Strategy.screen` (a 
 of top-of-book :class:`~arbot.strategy.base.Crossing` tests, one of which must hold
 before it can propose anything) lets this replay skip those updates at C speed:
 
-1. Each part's rows are read in Arrow record batches (65,536 rows), never whole; the
-   best bid and ask of every row are taken from the level lists without building them.
+1. Each part's rows are read in Arrow record batches, never whole (65,536 rows; fewer
+   when many books are replayed, about 262,144 decoded rows in all, since every book
+   holds one), decoded ahead on a reader thread; the best bid and ask of every row are
+   taken from the level lists without building them.
 2. The parts' batches are merged in visible-time order a *chunk* at a time: every row
    below the smallest "read up to" bound of all parts, so no row of a later chunk can
    sort before or tie with one of this chunk. The merge is a stable sort of the parts
@@ -61,6 +63,9 @@ if TYPE_CHECKING:
     from arbot.strategy.context import MarketState
 
 _BATCH_ROWS: Final = 65_536
+_ROWS_IN_MEMORY: Final = 262_144  # decoded rows held across all open parts, about
+_MIN_BATCH_ROWS: Final = 4_096
+_MAX_AHEAD: Final = 8  # parts decoding ahead on the reader thread
 _END: Final = 1 << 62  # after every nanosecond a dataset can hold
 _SLACK: Final = 1.0 - 1e-9  # the screen errs towards letting a moment through
 _NO_FLOAT: Final = pa.scalar(None, pa.float64())
@@ -374,9 +379,12 @@ class ColumnarMoments:
         metas = select_parts(Path(root), venues, {s for _, s in self.books}, start_ns, end_ns)
         metas = [m for m in metas if (m.venue, m.symbol) in self._index]
         metas.sort(key=lambda m: (rank[m.venue], str(m.path)))
-        rows = batch_rows or _BATCH_ROWS
+        # Every book being replayed holds a batch: with many books, smaller batches.
+        rows = batch_rows or max(
+            _MIN_BATCH_ROWS, min(_BATCH_ROWS, _ROWS_IN_MEMORY // max(1, 2 * len(self.books)))
+        )
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="arbot-parquet")
-        self._ahead = 2 * len(self.books)  # parts decoding ahead: about the next batch of each
+        self._ahead = min(2 * len(self.books), _MAX_AHEAD)
         self._parts = [
             _Part(
                 m,
