@@ -221,6 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fee: float
         min_edge_bps: float
         size_precision: int  # of the coarser instrument: both legs trade the same amount
+        same_instant: bool  # trade only when both quotes are of one instant (as arbot)
 
     class CrossArb(Strategy):  # type: ignore[misc]
         """Top-of-book cross-exchange arbitrage between two instruments."""
@@ -269,6 +270,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # Both quotes from one instant: what arbot's engine, which applies all
                 # updates of an instant before the strategy runs, would also see.
                 self.opportunities_same_ts += 1
+            elif self.config.same_instant:
+                return
             size = min(self.ask_size[buy], self.bid_size[sell])
             lots = math.floor(size * self.lot_scale + 1e-9)
             if lots <= 0:
@@ -364,6 +367,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fee=args.fee,
             min_edge_bps=args.min_edge_bps,
             size_precision=min(i.size_precision for i in instruments),
+            same_instant=args.same_instant,
         )
     )
     engine.add_strategy(strategy)
@@ -406,6 +410,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-edge-bps", type=float, default=0.0)
     parser.add_argument("--limit", type=int, default=None, help="first N ticks in time order")
     parser.add_argument("--repeat", type=int, default=1, help="replay the data K times")
+    parser.add_argument(
+        "--same-instant",
+        action="store_true",
+        help="trade only crossings whose two quotes share a timestamp (arbot's moments)",
+    )
     parser.add_argument(
         "--log-level",
         default="bypass",

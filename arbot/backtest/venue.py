@@ -83,6 +83,7 @@ class BacktestVenue(PaperVenue):
         )
         self.events = events
         self.order_latency = order_latency or Latency()
+        self.orders_at_once = self.order_latency.is_zero
         self.requests = 0
         """Orders and cancels sent to this venue."""
 

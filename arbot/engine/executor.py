@@ -281,7 +281,10 @@ class Executor:
         for order in orders:
             run.orders[order.client_order_id] = order
             run.purposes[order.client_order_id] = purpose
-        answers = await asyncio.gather(*(self._place(order) for order in orders))
+        if all(self.venues[order.venue].orders_at_once for order in orders):
+            answers = [await self._place(order) for order in orders]  # each answers at once
+        else:
+            answers = await asyncio.gather(*(self._place(order) for order in orders))
         for answer in answers:
             run.orders[answer.client_order_id] = answer
         if all(self.venues[answer.venue].reads_at_once for answer in answers):
@@ -301,7 +304,31 @@ class Executor:
         """
         sent_at = utcnow()
         self._trace("send", order)
-        request = asyncio.ensure_future(self.venues[order.venue].create_order(order))
+        venue = self.venues[order.venue]
+        if venue.orders_at_once:
+            answer = await self._ask_at_once(venue, order)
+        else:
+            answer = await self._ask(venue, order)
+        self._trace("answer", answer)
+        self.journal.update_order(answer, sent_at=sent_at)
+        self._trace("updated", answer)
+        return answer
+
+    async def _ask_at_once(self, venue: Venue, order: Order) -> Order:
+        """A venue that answers within the call: no request task, no timeout to arm."""
+        try:
+            result = await venue.create_order(order)
+        except Exception as exc:  # what the venue said, as a finished request would have
+            answer = self._verdict(order, None, exc)
+        else:
+            answer = self._verdict(order, result, None)
+        if answer is None or not answer.status.is_final:
+            answer = await self._look_up(answer or order, None)
+        return answer
+
+    async def _ask(self, venue: Venue, order: Order) -> Order:
+        """Send once and wait for the answer, at most ``order_timeout_s``; then poll."""
+        request = asyncio.ensure_future(venue.create_order(order))
         try:
             done, _ = await asyncio.wait({request}, timeout=self.risk.order_timeout_s)
             if done:
@@ -322,19 +349,23 @@ class Executor:
                 await asyncio.gather(request, return_exceptions=True)
             elif not request.cancelled():
                 request.exception()  # retrieved: asyncio does not warn about it
-        self._trace("answer", answer)
-        self.journal.update_order(answer, sent_at=sent_at)
-        self._trace("updated", answer)
         return answer
 
-    @staticmethod
-    def _answer_of(order: Order, request: asyncio.Future[Order]) -> Order | None:
+    @classmethod
+    def _answer_of(cls, order: Order, request: asyncio.Future[Order]) -> Order | None:
         """The finished request's verdict: an order, a refusal, or ``None`` (uncertain)."""
         if request.cancelled():
             return None
         exc = request.exception()
+        return cls._verdict(order, request.result() if exc is None else None, exc)
+
+    @staticmethod
+    def _verdict(order: Order, result: Order | None, exc: BaseException | None) -> Order | None:
+        """A venue's answer to ``order``: the order it holds, a refusal, or ``None`` when
+        its fate is uncertain (then it is looked up, never resent)."""
         if exc is None:
-            return replace(request.result(), client_order_id=order.client_order_id)
+            assert result is not None
+            return replace(result, client_order_id=order.client_order_id)
         if isinstance(exc, OrderRejected):
             logger.warning("order {} refused: {}", order.client_order_id, exc)
             return replace(order, status=OrderStatus.REJECTED)

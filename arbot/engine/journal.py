@@ -471,16 +471,18 @@ _FillWriter = Callable[[Connection, list[dict[str, Any]]], int]
 
 def _fill_inserter(store: Store) -> _FillWriter:
     """``INSERT ... ON CONFLICT (venue, trade_id) DO NOTHING`` in the store's dialect."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
     statement: Any
     if store.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # (it imports asyncpg's dialect too)
+
         statement = (
             postgresql.insert(_FILLS)
             .on_conflict_do_nothing(index_elements=["venue", "trade_id"])
             .returning(_FILLS.c.id)
         )
     else:
+        from sqlalchemy.dialects import sqlite
+
         statement = (
             sqlite.insert(_FILLS)
             .on_conflict_do_nothing(index_elements=["venue", "trade_id"])

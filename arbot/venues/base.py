@@ -25,6 +25,10 @@ class Venue(ABC):
     """``True``: reads of the account (:meth:`fetch_order`, :meth:`fetch_order_fills`)
     answer from memory without waiting for anything, so callers need no timeout around
     them (paper and backtest venues)."""
+    orders_at_once: bool = False
+    """``True``: :meth:`create_order` answers within the call (no network, no latency:
+    paper venues, a backtest venue with zero order latency), so the executor sends it
+    without a request task and a timeout."""
 
     @abstractmethod
     async def load_markets(self) -> dict[str, Market]:

@@ -80,6 +80,7 @@ class PaperVenue(Venue):
     """
 
     reads_at_once = True  # the account lives in memory
+    orders_at_once = True  # and fills on the book it has
 
     def __init__(
         self,
