@@ -409,6 +409,7 @@ class ColumnarMoments:
         self._cand_index = 0
         self._applied: list[int] = []
         self._peeked: tuple[Moment, int] | None = None
+        self._pending_from: tuple[int, int] | None = None  # (index, sampler stride then)
         self.state: MarketState | None = None
         self.clock: ReplayClock | None = None
         self.recorder: Recorder | None = None
@@ -592,7 +593,10 @@ class ColumnarMoments:
         # Which moments the sampler keeps depends on counts only: it is run with
         # placeholders holding the row, whose tops are read when the chunk is done
         # (:meth:`_resolve`), one take per book for all of them.
-        recorder.sampler.add_due(last - first, lambda k: (ends[first + k], _PENDING))
+        sampler = recorder.sampler
+        if self._pending_from is None:  # where this chunk's placeholders start
+            self._pending_from = (len(sampler.items), sampler.stride)
+        sampler.add_due(last - first, lambda k: (ends[first + k], _PENDING))
 
     def finish(self) -> None:
         """The replay is over: complete what the current chunk owes."""
@@ -608,8 +612,15 @@ class ColumnarMoments:
         recorder = self.recorder
         if recorder is None or not recorder.spread_books:
             return
-        items = recorder.sampler.items
-        pending = [i for i, item in enumerate(items) if item[1] is _PENDING]
+        if self._pending_from is None:
+            return
+        start, stride = self._pending_from
+        self._pending_from = None
+        sampler = recorder.sampler
+        while stride < sampler.stride:  # each doubling kept every other item
+            start, stride = (start + 1) // 2, stride * 2
+        items = sampler.items
+        pending = [i for i in range(start, len(items)) if items[i][1] is _PENDING]
         if not pending:
             return
         rows = pa.array([items[i][0] for i in pending], pa.uint64())

@@ -10,6 +10,7 @@ only a few percent of the moments through to the strategy.
 from __future__ import annotations
 
 import filecmp
+import functools
 import random
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from backtest_support import MS, T0, link_settings, settings_from, write_books
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arbot.backtest import columnar
+from arbot.backtest import columnar, runner
 from arbot.backtest.columnar import ColumnarMoments
 from arbot.backtest.latency import Latency
 from arbot.backtest.replay import moments, updates
+from arbot.backtest.results import Recorder
 from arbot.backtest.runner import Backtest
 from arbot.feeds.book_feed import BookUpdate
 from arbot.feeds.dataset import DatasetWriter
@@ -166,6 +168,8 @@ def test_a_screened_backtest_writes_the_plain_backtests_report(
     min_edge: float,
 ) -> None:
     monkeypatch.setattr(columnar, "_BATCH_ROWS", 16)  # chunks end mid-run, often
+    # A spread chart of at most 12 samples: the sampler thins itself out many times.
+    monkeypatch.setattr(runner, "Recorder", functools.partial(Recorder, max_points=3))
     tmp = tmp_path_factory.mktemp("run")
     root = write_parts(tmp / "books", random_books(seed, 400, 2, together), 90)
     config = settings_from(tmp, pair_text(fee, order_ms, data_ms, min_edge))
