@@ -23,12 +23,14 @@ and, as baselines in the same run:
   over the first ``--plain-updates`` updates;
 * NautilusTrader's BacktestEngine on the same updates as quote ticks, with an
   equivalent strategy (``scripts/nautilus_baseline.py``), when ``nautilus_trader`` is
-  installed (``pip install nautilus_trader``; it is not a dependency of arbot), at the
-  target fee and at 10 bps. Only ``engine.run()`` is timed there (not reading the data
-  nor building its ticks). Its strategy sees one tick at a time, so it also trades the
-  instants where one venue's new quote meets the other's previous one (about 12x
-  arbot's executions at 2 bps), and its fills cost more as a position's fills pile up:
-  the 10 bps comparison, where neither trades, is the clean one of the two;
+  installed (``pip install nautilus_trader``; it is not a dependency of arbot): at the
+  target fee trading only crossings whose two quotes are of one instant (arbot's
+  moments: the same 1,120 trades), and at 10 bps (nothing to trade). Checked strictly:
+  our whole run, reading the dataset included, against its ``engine.run()`` alone
+  (reading the Parquet files and building its ticks excluded); the ratio to its load
+  plus run is printed beside it. For information (skip with ``--quick-nautilus``), the
+  same fee with a strategy that trades every tick's crossing, which trades 12x more
+  often and whose per-fill cost grows with a position's fills;
 * memory: the target fee on the first quarter of the updates; peak RSS must not grow by
   more than 25 % from a quarter to all of them (the replay streams; nothing is loaded
   whole).
@@ -36,6 +38,9 @@ and, as baselines in the same run:
     python scripts/bench_backtest.py [--updates 1000000] [--data DIR] [--json] [--check]
 
 ``--check`` exits 1 when a target is missed (the Nautilus ratios only when it ran).
+
+    python scripts/bench_backtest.py [--updates 1000000] [--data DIR] [--quick-nautilus]
+        [--no-nautilus] [--json] [--check]
 """
 
 from __future__ import annotations
@@ -222,10 +227,11 @@ def spawn(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def nautilus(data: Path, fee: str) -> dict[str, Any] | None:
+def nautilus(data: Path, fee: str, *extra: str) -> dict[str, Any] | None:
     """NautilusTrader on the same updates, or ``None`` when it is not installed."""
+    script = str(HERE / "nautilus_baseline.py")
     done = subprocess.run(
-        [sys.executable, str(HERE / "nautilus_baseline.py"), "--data", str(data), "--fee", fee],
+        [sys.executable, script, "--data", str(data), "--fee", fee, *extra],
         capture_output=True,
         text=True,
         check=False,
@@ -235,6 +241,12 @@ def nautilus(data: Path, fee: str) -> dict[str, Any] | None:
     if done.returncode != 0:
         raise SystemExit(f"the NautilusTrader baseline failed:\n{done.stderr[-2000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _checked(run: dict[str, Any] | None) -> dict[str, Any]:
+    if run is None:
+        raise SystemExit("nautilus_trader disappeared between two runs")
+    return run
 
 
 def cut_after(data: Path, updates: int) -> int:
@@ -258,6 +270,11 @@ def main() -> int:
     parser.add_argument("--data", type=Path, help="an existing dataset of binance + huobi")
     parser.add_argument("--synthetic", action="store_true", help="random walk, not LINK")
     parser.add_argument("--no-nautilus", action="store_true")
+    parser.add_argument(
+        "--quick-nautilus",
+        action="store_true",
+        help="skip the informative Nautilus run that trades every tick (about 40 s)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
@@ -288,34 +305,47 @@ def report(args: argparse.Namespace, work: Path) -> int:
     rows["plain"] = spawn(
         {**base, "name": "plain", "fee": TARGET_FEE, "screen": False, "end_ns": plain_end}
     )
-    theirs = None if args.no_nautilus else nautilus(data, TARGET_FEE)
-    theirs_quiet = None if theirs is None else nautilus(data, FEES[0])
+    quiet = rows[f"fee {FEES[0]}"]
+    theirs: dict[str, dict[str, Any]] = {}
+    if not args.no_nautilus:
+        # The same instants as arbot (both quotes of one instant); nothing to trade; and,
+        # for information, a strategy that trades every tick's crossing.
+        same = nautilus(data, TARGET_FEE, "--same-instant")
+        if same is not None:
+            theirs["same_instant"] = same
+            theirs["no_trades"] = _checked(nautilus(data, FEES[0], "--same-instant"))
+            if not args.quick_nautilus:
+                theirs["every_tick"] = _checked(nautilus(data, TARGET_FEE))
 
     rate = target["updates_per_s"]
     growth = target["peak_rss_mb"] / rows["quarter"]["peak_rss_mb"]
-    vs_nautilus = None if theirs is None else rate / theirs["updates_per_s"]
-    vs_quiet = (
-        None
-        if theirs_quiet is None
-        else rows[f"fee {FEES[0]}"]["updates_per_s"] / theirs_quiet["updates_per_s"]
-    )
+    ratios: dict[str, float] = {}
+    for name, ours in (("same_instant", target), ("no_trades", quiet)):
+        if name in theirs:
+            run = theirs[name]
+            ratios[f"{name}_engine"] = ours["updates_per_s"] / run["updates_per_s"]
+            ratios[f"{name}_end_to_end"] = ours["updates_per_s"] / (
+                run["updates"] / (run["seconds"] + run["load_seconds"])
+            )
     checks = {
         "rate": rate >= TARGET_RATE,
         "memory_flat": growth <= TARGET_MEMORY_GROWTH,
-        "vs_nautilus": None if vs_nautilus is None else vs_nautilus >= TARGET_VS_NAUTILUS,
-        "vs_nautilus_no_trades": None if vs_quiet is None else vs_quiet >= TARGET_VS_NAUTILUS,
+        # Strict: our whole run (reading the dataset included) against its engine.run()
+        # alone (its reading and tick building excluded).
+        "vs_nautilus": ratios["same_instant_engine"] >= TARGET_VS_NAUTILUS if ratios else None,
+        "vs_nautilus_no_trades": ratios["no_trades_engine"] >= TARGET_VS_NAUTILUS
+        if ratios
+        else None,
     }
     document = {
         "data": source,
         "data_build_s": round(built_s, 1),
         "runs": rows,
-        "nautilus": theirs,
-        "nautilus_no_trades": theirs_quiet,
+        "nautilus": theirs or None,
         "target_fee": TARGET_FEE,
         "updates_per_s": rate,
         "vs_plain": round(rate / rows["plain"]["updates_per_s"], 1),
-        "vs_nautilus": None if vs_nautilus is None else round(vs_nautilus, 2),
-        "vs_nautilus_no_trades": None if vs_quiet is None else round(vs_quiet, 2),
+        "vs_nautilus": {name: round(value, 2) for name, value in ratios.items()} or None,
         "memory_growth": round(growth, 3),
         "checks": checks,
     }
@@ -351,20 +381,20 @@ def show(doc: dict[str, Any]) -> None:
             f"{row['peak_rss_mb']:.0f}",
             f"{row['executions']:,}",
         )
-    for key, label in (
-        ("nautilus_no_trades", f"NautilusTrader, taker {float(FEES[0]) * 1e4:.0f} bps"),
-        ("nautilus", f"NautilusTrader, taker {float(TARGET_FEE) * 1e4:.0f} bps"),
-    ):
-        theirs = doc[key]
-        if theirs is not None:
-            table.add_row(
-                f"{label} (engine.run only)",
-                f"{theirs['updates']:,}",
-                f"{theirs['seconds']:.2f}",
-                f"{round(theirs['updates_per_s']):,}",
-                f"{theirs['peak_rss_mb']:.0f}",
-                f"{theirs.get('orders', 0) // 2:,}",
-            )
+    labels = {
+        "no_trades": f"NautilusTrader, taker {float(FEES[0]) * 1e4:.0f} bps",
+        "same_instant": f"NautilusTrader, taker {float(TARGET_FEE) * 1e4:.0f} bps, same instants",
+        "every_tick": f"NautilusTrader, taker {float(TARGET_FEE) * 1e4:.0f} bps, every tick",
+    }
+    for key, theirs in (doc["nautilus"] or {}).items():
+        table.add_row(
+            f"{labels[key]} (engine.run only)",
+            f"{theirs['updates']:,}",
+            f"{theirs['seconds']:.2f}",
+            f"{round(theirs['updates_per_s']):,}",
+            f"{theirs['peak_rss_mb']:.0f}",
+            f"{theirs.get('orders', 0) // 2:,}",
+        )
     console.print(table)
     checks = doc["checks"]
 
@@ -375,13 +405,19 @@ def show(doc: dict[str, Any]) -> None:
         f"target row: {doc['updates_per_s']:,} updates/s (target >= {TARGET_RATE:,}): "
         f"{verdict(checks['rate'])}; {doc['vs_plain']}x the unscreened replay"
     )
-    if doc["vs_nautilus"] is None:
+    ratios = doc["vs_nautilus"]
+    if ratios is None:
         console.print("vs NautilusTrader: not installed (pip install nautilus_trader)")
     else:
         console.print(
-            f"vs NautilusTrader, target row: {doc['vs_nautilus']}x (target >= "
-            f"{TARGET_VS_NAUTILUS}x): {verdict(checks['vs_nautilus'])}; with nothing to "
-            f"trade: {doc['vs_nautilus_no_trades']}x: {verdict(checks['vs_nautilus_no_trades'])}"
+            f"vs NautilusTrader, same instants traded: {ratios['same_instant_engine']}x its "
+            f"engine.run() (target >= {TARGET_VS_NAUTILUS}x): {verdict(checks['vs_nautilus'])}; "
+            f"{ratios['same_instant_end_to_end']}x its load + run"
+        )
+        console.print(
+            f"vs NautilusTrader, nothing to trade: {ratios['no_trades_engine']}x its "
+            f"engine.run(): {verdict(checks['vs_nautilus_no_trades'])}; "
+            f"{ratios['no_trades_end_to_end']}x its load + run"
         )
     console.print(
         f"peak RSS, all / first quarter: {doc['memory_growth']}x (target <= "

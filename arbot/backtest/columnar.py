@@ -9,7 +9,7 @@ before it can propose anything) lets this replay skip those updates at C speed:
 
 1. Each part's rows are read in Arrow record batches, never whole (65,536 rows; fewer
    when many books are replayed, about 262,144 decoded rows in all, since every book
-   holds one), decoded ahead on a reader thread; the best bid and ask of every row are
+   holds one); the best bid and ask of every row are
    taken from the level lists without building them.
 2. The parts' batches are merged in visible-time order a *chunk* at a time: every row
    below the smallest "read up to" bound of all parts, so no row of a later chunk can
@@ -43,8 +43,6 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from math import isnan
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
@@ -65,7 +63,6 @@ if TYPE_CHECKING:
 _BATCH_ROWS: Final = 65_536
 _ROWS_IN_MEMORY: Final = 262_144  # decoded rows held across all open parts, about
 _MIN_BATCH_ROWS: Final = 4_096
-_MAX_AHEAD: Final = 8  # parts decoding ahead on the reader thread
 _END: Final = 1 << 62  # after every nanosecond a dataset can hold
 _SLACK: Final = 1.0 - 1e-9  # the screen errs towards letting a moment through
 _NO_FLOAT: Final = pa.scalar(None, pa.float64())
@@ -156,14 +153,12 @@ class _Part:
 
     __slots__ = (
         "_batches",
-        "_next",
         "batch_rows",
         "blocks",
         "book",
         "bound",
         "end_ns",
         "meta",
-        "reader",
         "shift",
         "start_ns",
     )
@@ -176,7 +171,6 @@ class _Part:
         start_ns: int | None,
         end_ns: int | None,
         batch_rows: int,
-        reader: ThreadPoolExecutor,
     ) -> None:
         self.meta = meta
         self.batch_rows = batch_rows
@@ -184,24 +178,16 @@ class _Part:
         self.shift = shift
         self.start_ns = start_ns
         self.end_ns = end_ns
-        self.reader = reader
         self.blocks: deque[_Block] = deque()
         self.bound = meta.first_ns + shift  # nothing read yet: a lower bound of its rows
         self._batches: Iterator[Any] | None = None
-        self._next: Future[Any] | None = None
 
     @property
     def done(self) -> bool:
         return self.bound == _END
 
-    def read_ahead(self) -> None:
-        """Start decoding the next batch on the reader thread (Arrow releases the GIL
-        while it decodes, so this overlaps the engine's work)."""
-        if self._next is None and not self.done:
-            self._next = self.reader.submit(self._read)
-
     def _read(self) -> Any:
-        """The next raw batch, or ``None`` at the end of the file (on the reader thread)."""
+        """The next raw batch, or ``None`` at the end of the file."""
         if self._batches is None:
             lo, hi = self.start_ns, self.end_ns
             groups = [
@@ -222,10 +208,7 @@ class _Part:
         path = self.meta.path
         try:
             while True:
-                self.read_ahead()
-                assert self._next is not None
-                batch = self._next.result()
-                self._next = None
+                batch = self._read()
                 if batch is None:
                     break
                 received = _ints(batch.column("received_ns"), "q")
@@ -241,7 +224,6 @@ class _Part:
                 if end < count:
                     break  # the rest of the file is at or after end_ns
                 if start < end:
-                    self.read_ahead()
                     return
             self.bound = _END
             self._batches = None
@@ -249,8 +231,17 @@ class _Part:
             raise DatasetError(f"{path}: unreadable ({' '.join(str(exc).split())})") from exc
 
 
-def _bound(part: _Part) -> int:
-    return part.bound
+def _available(parts: list[_Part], horizon: int) -> int:
+    """Rows of ``parts`` read and not merged yet that are visible before ``horizon``."""
+    count = 0
+    for part in parts:
+        for block in part.blocks:
+            received = block.received
+            hi = bisect.bisect_left(received, horizon - part.shift, block.pos)
+            count += hi - block.pos
+            if hi < len(received):
+                break
+    return count
 
 
 class _Chunk:
@@ -383,8 +374,7 @@ class ColumnarMoments:
         rows = batch_rows or max(
             _MIN_BATCH_ROWS, min(_BATCH_ROWS, _ROWS_IN_MEMORY // max(1, 2 * len(self.books)))
         )
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="arbot-parquet")
-        self._ahead = min(2 * len(self.books), _MAX_AHEAD)
+        self._chunk_rows = rows  # merge at least this many rows at a time (until the end)
         self._parts = [
             _Part(
                 m,
@@ -393,7 +383,6 @@ class ColumnarMoments:
                 start_ns,
                 end_ns,
                 rows,
-                self._reader,
             )
             for m in metas
         ]
@@ -467,13 +456,20 @@ class ColumnarMoments:
         return chunk
 
     def _merge(self) -> list[tuple[_Part, _Block, int, int]]:
+        """The next chunk's rows: every row visible before the smallest bound of the
+        parts, reading on until there are ``_chunk_rows`` of them (fewer, larger chunks
+        amortise the per-chunk work) or the data ends."""
         parts = self._parts
         while True:
-            parts = [p for p in parts if p.blocks or not p.done]
+            parts = self._parts = [p for p in parts if p.blocks or not p.done]
             if not parts:
-                self._parts = parts
                 return []
             horizon = min(p.bound for p in parts)
+            waiting = [p for p in parts if p.bound == horizon and not p.done]
+            if waiting and _available(parts, horizon) < self._chunk_rows:
+                for part in waiting:
+                    part.load()
+                continue
             pieces = []
             for part in parts:
                 blocks = part.blocks
@@ -491,14 +487,10 @@ class ColumnarMoments:
                         break
                 while blocks and blocks[0].pos == len(blocks[0].received):
                     blocks.popleft()
-            self._parts = parts
-            for part in sorted(parts, key=_bound)[: self._ahead]:
-                part.read_ahead()
-            if pieces:
+            if pieces or not waiting:
                 return pieces
-            for part in parts:
-                if part.bound == horizon:
-                    part.load()
+            for part in waiting:  # nothing is visible before the horizon yet: read on
+                part.load()
 
     def _sync(self, chunk: _Chunk, pos: int) -> None:
         """Apply each book's latest row before ``pos`` that the state does not hold yet."""
@@ -603,10 +595,6 @@ class ColumnarMoments:
         if self._chunk is not None:
             self._resolve(self._chunk)
 
-    def close(self) -> None:
-        """Stop the reader thread (a batch it is decoding is dropped)."""
-        self._reader.shutdown(wait=True, cancel_futures=True)
-
     def _resolve(self, chunk: _Chunk) -> None:
         """Fill in the tops of this chunk's spread samples (see :meth:`_record`)."""
         recorder = self.recorder
@@ -624,20 +612,24 @@ class ColumnarMoments:
         if not pending:
             return
         rows = pa.array([items[i][0] for i in pending], pa.uint64())
-        columns = []
+        per_book = []
         for venue, symbol in recorder.spread_books:
             book = self._index[(venue, symbol)]
-            bids = pc.take(chunk.bid[book], rows).to_pylist()
-            asks = pc.take(chunk.ask[book], rows).to_pylist()
-            columns.append((venue, symbol, bids, asks))
+            bids = pc.take(chunk.bid[book], rows)
+            asks = pc.take(chunk.ask[book], rows)
+            # A book with a side empty (NaN) or not seen yet (null) has no top.
+            shown = pc.fill_null(pc.invert(pc.or_(pc.is_nan(bids), pc.is_nan(asks))), False)
+            per_book.append(
+                [
+                    (venue, symbol, bid, ask) if ok else None
+                    for ok, bid, ask in zip(
+                        shown.to_pylist(), bids.to_pylist(), asks.to_pylist(), strict=True
+                    )
+                ]
+            )
         ns = chunk.ns
-        for j, i in enumerate(pending):
-            tops = []
-            for venue, symbol, bids, asks in columns:
-                bid, ask = bids[j], asks[j]
-                if bid is not None and ask is not None and not isnan(bid) and not isnan(ask):
-                    tops.append((venue, symbol, bid, ask))
-            items[i] = (ns[items[i][0]], tuple(tops))
+        for i, tops in zip(pending, zip(*per_book, strict=True), strict=True):
+            items[i] = (ns[items[i][0]], tuple(filter(None, tops)))
 
 
 __all__ = ["ColumnarMoments"]

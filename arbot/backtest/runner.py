@@ -368,8 +368,6 @@ class Backtest:
                     journal.finish_run("failed")
             raise
         finally:
-            if isinstance(self._source, ColumnarMoments):
-                self._source.close()
             if self._owns_store and self._store is not None:
                 self._store.close()
 

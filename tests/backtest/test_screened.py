@@ -168,6 +168,7 @@ def test_a_screened_backtest_writes_the_plain_backtests_report(
     min_edge: float,
 ) -> None:
     monkeypatch.setattr(columnar, "_BATCH_ROWS", 16)  # chunks end mid-run, often
+    monkeypatch.setattr(columnar, "_MIN_BATCH_ROWS", 16)
     # A spread chart of at most 12 samples: the sampler thins itself out many times.
     monkeypatch.setattr(runner, "Recorder", functools.partial(Recorder, max_points=3))
     tmp = tmp_path_factory.mktemp("run")
