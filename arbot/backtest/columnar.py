@@ -9,11 +9,12 @@ before it can propose anything) lets this replay skip those updates at C speed:
 
 1. Each part's rows are read in Arrow record batches, never whole (65,536 rows; fewer
    when many books are replayed, about 262,144 decoded rows in all, since every book
-   holds one); the best bid and ask of every row are
-   taken from the level lists without building them.
+   holds one); the best bid and ask of every row are taken from the level lists
+   without building them.
 2. The parts' batches are merged in visible-time order a *chunk* at a time: every row
-   below the smallest "read up to" bound of all parts, so no row of a later chunk can
-   sort before or tie with one of this chunk. The merge is a stable sort of the parts
+   below the smallest "read up to" bound of all parts (reading on until a batch's worth
+   of rows is there), so no row of a later chunk can sort before or tie with one of
+   this chunk. The merge is a stable sort of the parts
    concatenated in venue order, then file path order, which is exactly the order of the
    plain replay (:mod:`arbot.backtest.replay`): by visible time, ties by venue order,
    then path.
